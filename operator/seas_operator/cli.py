@@ -1,0 +1,120 @@
+"""``seas``: the user-facing command.
+
+    seas run FILE [--output DIR]   run a SafetyEvolution on this machine (resumable)
+    seas validate FILE             check a SafetyEvolution without running it
+    seas crd                       print the CustomResourceDefinition
+    seas operator [...]            run the Kubernetes operator
+
+Exit codes: 0 success, 1 a stage failed, 2 bad input (one message per problem).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+from .loading import SpecError, load_evolution
+
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def _print_spec_error(error: SpecError) -> None:
+    print(f"seas: {error.source} is not a valid SafetyEvolution:", file=sys.stderr)
+    for problem in error.problems:
+        print(f"  - {problem}", file=sys.stderr)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    try:
+        evolution = load_evolution(args.file)
+    except SpecError as exc:
+        _print_spec_error(exc)
+        return EXIT_USAGE
+    print(f"{args.file}: SafetyEvolution {evolution.metadata.name!r} is valid ({evolution.spec.rounds} rounds)")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    try:
+        evolution = load_evolution(args.file)
+    except SpecError as exc:
+        _print_spec_error(exc)
+        return EXIT_USAGE
+    from .local_executor import StageFailed, run_local, summarize
+    from .report import write_report
+
+    out = Path(args.output or Path("runs") / evolution.metadata.name)
+    print(f"seas: running {evolution.metadata.name!r} ({evolution.spec.rounds} rounds) into {out}", file=sys.stderr)
+    done: dict = {}
+
+    def announce(key, what: str) -> None:
+        if not args.quiet:
+            print(f"seas: {key.label}: {what}", file=sys.stderr)
+
+    code = 0
+    try:
+        done = run_local(evolution, out, show_progress=not args.quiet and sys.stderr.isatty(), on_stage=announce)
+    except StageFailed as exc:
+        print(f"seas: {exc}", file=sys.stderr)
+        print("seas: fix the cause and run the same command again; finished stages are kept.", file=sys.stderr)
+        code = EXIT_FAILED
+        done = exc.done
+    except KeyboardInterrupt:
+        print("\nseas: interrupted; run the same command again to resume.", file=sys.stderr)
+        return 130
+    report = summarize(evolution, done)
+    if report["rounds"]:
+        write_report(report, out)
+        print(f"seas: report in {out / 'report.md'}, {out / 'report.json'} and {out / 'asr.png'}", file=sys.stderr)
+        for r in report["rounds"]:
+            asr = "n/a" if r["target_asr"] is None else f"{r['target_asr']:.3f}"
+            print(f"round {r['round']}: target ASR {asr}, benign refusal {r['benign_refusal_rate']:.3f}, QA accuracy {r['knowledge']['accuracy']:.3f}")
+    return code
+
+
+def cmd_crd(args: argparse.Namespace) -> int:
+    from .crd import render_crd
+
+    sys.stdout.write(render_crd())
+    return 0
+
+
+def cmd_operator(args: argparse.Namespace) -> int:
+    from .operator_main import run_operator
+
+    return run_operator(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="seas", description="SEAS Operator: self-evolving adversarial safety for LLMs.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a SafetyEvolution on this machine")
+    run.add_argument("file")
+    run.add_argument("--output", "-o", help="output directory (default runs/<name>)")
+    run.add_argument("--quiet", "-q", action="store_true", help="no progress bars or stage messages")
+    run.set_defaults(func=cmd_run)
+    validate = sub.add_parser("validate", help="validate a SafetyEvolution file")
+    validate.add_argument("file")
+    validate.set_defaults(func=cmd_validate)
+    crd = sub.add_parser("crd", help="print the CustomResourceDefinition YAML")
+    crd.set_defaults(func=cmd_crd)
+    op = sub.add_parser("operator", help="run the Kubernetes operator")
+    scope = op.add_mutually_exclusive_group()
+    scope.add_argument("--namespace", "-n", action="append", help="watch this namespace (repeatable)")
+    scope.add_argument("--all-namespaces", "-A", action="store_true", help="watch every namespace")
+    op.add_argument("--metrics-port", type=int, default=8080)
+    op.add_argument("--health-port", type=int, default=8081)
+    op.set_defaults(func=cmd_operator)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

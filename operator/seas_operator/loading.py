@@ -1,0 +1,95 @@
+"""Reading a SafetyEvolution from YAML with one clear message per problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from .api import SafetyEvolution
+
+DATA_FIELDS = ("seeds", "heldout", "benign", "helpful", "knowledge")
+
+
+class SpecError(ValueError):
+    """The spec is unusable; ``problems`` holds one line per problem, each naming its field path."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        super().__init__(f"{source}: " + "; ".join(problems))
+        self.source = source
+        self.problems = problems
+
+
+def validation_problems(error: ValidationError) -> list[str]:
+    """pydantic errors as ``field.path: message`` lines."""
+    lines = []
+    for item in error.errors():
+        path = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        message = item["msg"]
+        if item["type"] == "extra_forbidden":
+            message = "unknown field"
+        elif item["type"] == "missing":
+            message = "required field is missing"
+        lines.append(f"{path}: {message}")
+    return lines
+
+
+def parse_evolution(document: Any, source: str = "<spec>") -> SafetyEvolution:
+    """Validate an already-parsed document."""
+    if not isinstance(document, dict):
+        raise SpecError(source, ["(top level): a SafetyEvolution must be a YAML mapping"])
+    try:
+        return SafetyEvolution.model_validate(document)
+    except ValidationError as exc:
+        raise SpecError(source, validation_problems(exc)) from None
+
+
+def load_evolution(path: str | Path, check_data: bool = True) -> SafetyEvolution:
+    """Read, parse and validate a SafetyEvolution YAML file.
+
+    Relative data paths are resolved against the file's folder; with
+    ``check_data`` every data file is opened and its rows validated.
+    """
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError(source, [f"cannot read file: {exc.strerror or exc}"]) from None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise SpecError(source, [f"(YAML) {where}{getattr(exc, 'problem', None) or exc}"]) from None
+    evolution = parse_evolution(document, source)
+    base = Path(path).resolve().parent
+    updates = {}
+    for name in DATA_FIELDS:
+        value = getattr(evolution.spec.data, name)
+        if value and not Path(value).is_absolute():
+            updates[name] = str(base / value)
+    if updates:
+        evolution.spec.data = evolution.spec.data.model_copy(update=updates)
+    if check_data:
+        problems = data_problems(evolution)
+        if problems:
+            raise SpecError(source, problems)
+    return evolution
+
+
+def data_problems(evolution: SafetyEvolution) -> list[str]:
+    """One line per unreadable or malformed data file named in ``spec.data``."""
+    from seas_runtime.data import DataError, load  # pure Python, no torch
+
+    problems = []
+    for name in DATA_FIELDS:
+        value = getattr(evolution.spec.data, name)
+        if not value:
+            continue
+        try:
+            load(name, value)
+        except DataError as exc:
+            problems.append(f"spec.data.{name}: {exc}")
+    return problems

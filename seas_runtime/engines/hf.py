@@ -1,0 +1,129 @@
+"""The transformers engine: batched, left-padded generation on CPU or GPU."""
+
+from __future__ import annotations
+
+import logging
+from typing import Optional, Sequence
+
+from .base import ContinuationScore, Engine, Messages, Progress, Sampling, ScoreRequest, batches
+
+log = logging.getLogger(__name__)
+
+
+def pick_device() -> str:
+    """cuda when present, else cpu."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def pick_dtype(requested: str, device: str):
+    """The torch dtype for ``requested``; auto means bf16 where the hardware does it fast."""
+    import torch
+
+    if requested != "auto":
+        return getattr(torch, requested)
+    if device == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    # On CPUs with AVX512-BF16/AMX, bf16 is ~1.5-3x faster than fp32 for generation.
+    try:
+        if torch.ops.mkldnn._is_mkldnn_bf16_supported():
+            return torch.bfloat16
+    except (AttributeError, RuntimeError):
+        pass
+    return torch.float32
+
+
+class TransformersEngine(Engine):
+    """Generation and scoring with ``transformers``; the CPU path of the embedded default."""
+
+    name = "transformers"
+
+    def __init__(self, path: str, dtype: str = "auto", batch_size: int = 32, device: Optional[str] = None, token: Optional[str] = None) -> None:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.device = device or pick_device()
+        self.dtype = pick_dtype(dtype, self.device)
+        self.batch_size = batch_size
+        self.tokenizer = AutoTokenizer.from_pretrained(path, token=token)
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=self.dtype, token=token).to(self.device)
+        self.model.eval()
+        self._torch = torch
+        log.info("loaded %s on %s as %s", path, self.device, self.dtype)
+
+    def _template(self, messages: Messages) -> str:
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+    def chat(self, conversations: Sequence[Messages], sampling: Sampling, progress: Progress = None) -> list[str]:
+        return self._generate([self._template(c) for c in conversations], sampling, progress)
+
+    def complete(self, prompts: Sequence[str], sampling: Sampling, progress: Progress = None) -> list[str]:
+        return self._generate(list(prompts), sampling, progress, add_special_tokens=True)
+
+    def _generate(self, texts: list[str], sampling: Sampling, progress: Progress, add_special_tokens: bool = False) -> list[str]:
+        torch = self._torch
+        tok = self.tokenizer
+        tok.padding_side = "left"
+        # Similar lengths in one batch waste less compute on padding.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        outputs: list[str] = [""] * len(texts)
+        for number, (_, chunk) in enumerate(batches(order, self.batch_size)):
+            encoded = tok([texts[i] for i in chunk], return_tensors="pt", padding=True, add_special_tokens=add_special_tokens).to(self.device)
+            torch.manual_seed(sampling.seed * 100003 + number)  # reproducible per batch
+            greedy = sampling.temperature <= 0
+            with torch.inference_mode():
+                generated = self.model.generate(
+                    **encoded,
+                    do_sample=not greedy,
+                    temperature=None if greedy else sampling.temperature,
+                    top_p=None if greedy else sampling.top_p,
+                    top_k=None,
+                    max_new_tokens=sampling.max_new_tokens,
+                    pad_token_id=tok.pad_token_id,
+                )
+            new_tokens = generated[:, encoded["input_ids"].shape[1] :]
+            for index, text in zip(chunk, tok.batch_decode(new_tokens, skip_special_tokens=True)):
+                outputs[index] = text.strip()
+            if progress:
+                progress(len(chunk))
+        return outputs
+
+    def score(self, requests: Sequence[ScoreRequest], progress: Progress = None) -> list[ContinuationScore]:
+        torch = self._torch
+        tok = self.tokenizer
+        rows = []
+        for request in requests:
+            prompt_ids = tok(request.prompt, add_special_tokens=True)["input_ids"]
+            cont_ids = tok(request.continuation, add_special_tokens=False)["input_ids"]
+            rows.append((prompt_ids, cont_ids))
+        results: dict[int, ContinuationScore] = {}
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]) + len(rows[i][1]))
+        for _, chunk in batches(order, self.batch_size):
+            width = max(len(rows[i][0]) + len(rows[i][1]) for i in chunk)
+            ids = torch.full((len(chunk), width), tok.pad_token_id, dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            for row, index in enumerate(chunk):
+                sequence = rows[index][0] + rows[index][1]
+                ids[row, : len(sequence)] = torch.tensor(sequence)
+                mask[row, : len(sequence)] = 1
+            with torch.inference_mode():
+                logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+            for row, index in enumerate(chunk):
+                prompt_ids, cont_ids = rows[index]
+                start = len(prompt_ids)
+                # logits at position p predict token p+1
+                logprobs = torch.log_softmax(logits[row, start - 1 : start - 1 + len(cont_ids)].float(), dim=-1)
+                target = torch.tensor(cont_ids, device=logprobs.device).unsqueeze(1)
+                results[index] = ContinuationScore(logprob=logprobs.gather(1, target).sum().item(), tokens=len(cont_ids))
+            if progress:
+                progress(len(chunk))
+        return [results[i] for i in range(len(rows))]
+
+    def close(self) -> None:
+        del self.model
+        import gc
+
+        gc.collect()

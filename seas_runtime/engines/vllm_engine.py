@@ -1,0 +1,71 @@
+"""The vLLM engine: offline ``vllm.LLM`` with ``SamplingParams``, for GPUs.
+
+Written against vLLM 0.33's documented offline API (``LLM(model=..., tensor_parallel_size=...)``,
+``LLM.chat``, ``LLM.generate``, ``SamplingParams(prompt_logprobs=...)``). It cannot run on
+CPU-only machines; tests exercise it with a stand-in ``vllm`` module (see README).
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+from .base import ContinuationScore, Engine, Messages, Progress, Sampling, ScoreRequest
+
+
+class VllmEngine(Engine):
+    name = "vllm"
+
+    def __init__(
+        self,
+        path: str,
+        dtype: str = "auto",
+        tensor_parallel_size: int = 1,
+        max_model_len: Optional[int] = None,
+        seed: int = 0,
+        token: Optional[str] = None,
+    ) -> None:
+        import vllm  # lazy: only GPU images carry it
+
+        self._vllm = vllm
+        kwargs = dict(model=path, dtype=dtype, tensor_parallel_size=tensor_parallel_size, seed=seed, enable_prefix_caching=True)
+        if max_model_len:
+            kwargs["max_model_len"] = max_model_len
+        if token:
+            kwargs["hf_token"] = token
+        self.llm = vllm.LLM(**kwargs)
+        self.tokenizer = self.llm.get_tokenizer()
+
+    def _params(self, sampling: Sampling, **extra):
+        return self._vllm.SamplingParams(
+            temperature=sampling.temperature, top_p=sampling.top_p if sampling.temperature > 0 else 1.0,
+            max_tokens=sampling.max_new_tokens, seed=sampling.seed, **extra,
+        )
+
+    def chat(self, conversations: Sequence[Messages], sampling: Sampling, progress: Progress = None) -> list[str]:
+        outputs = self.llm.chat(list(conversations), self._params(sampling), use_tqdm=False)
+        if progress:
+            progress(len(outputs))
+        return [o.outputs[0].text.strip() for o in outputs]
+
+    def complete(self, prompts: Sequence[str], sampling: Sampling, progress: Progress = None) -> list[str]:
+        outputs = self.llm.generate(list(prompts), self._params(sampling), use_tqdm=False)
+        if progress:
+            progress(len(outputs))
+        return [o.outputs[0].text.strip() for o in outputs]
+
+    def score(self, requests: Sequence[ScoreRequest], progress: Progress = None) -> list[ContinuationScore]:
+        # prompt_logprobs=0 returns the log-probability of every actual prompt token.
+        params = self._vllm.SamplingParams(max_tokens=1, prompt_logprobs=0, temperature=0.0)
+        starts = [len(self.tokenizer(r.prompt)["input_ids"]) for r in requests]
+        outputs = self.llm.generate([r.prompt + r.continuation for r in requests], params, use_tqdm=False)
+        scores = []
+        for start, output in zip(starts, outputs):
+            ids = output.prompt_token_ids
+            logprobs = [output.prompt_logprobs[p][ids[p]].logprob for p in range(start, len(ids))]
+            scores.append(ContinuationScore(logprob=sum(logprobs), tokens=len(logprobs)))
+        if progress:
+            progress(len(requests))
+        return scores
+
+    def close(self) -> None:
+        del self.llm

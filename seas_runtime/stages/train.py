@@ -1,0 +1,59 @@
+"""``train-target`` / ``train-redteam``: DPO with a LoRA adapter, merged and saved as safetensors."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from ..artifacts import read_jsonl
+from ..contract import TrainConfig, TrainResult
+from ..data import DataError
+from ..progress import Progress
+from .training import common_args, load_for_training, logged_mean, lora_config, progress_callback, save_merged
+
+log = logging.getLogger(__name__)
+
+
+def conversational(row: dict) -> dict:
+    """A pair row in TRL's conversational preference format."""
+    return {
+        "prompt": [{"role": "user", "content": row["prompt"]}],
+        "chosen": [{"role": "assistant", "content": row["chosen"]}],
+        "rejected": [{"role": "assistant", "content": row["rejected"]}],
+    }
+
+
+def run(cfg: TrainConfig, progress: Progress) -> TrainResult:
+    started = time.monotonic()
+    try:
+        rows = read_jsonl(cfg.pairsFile)
+    except OSError as exc:
+        raise DataError(f"{cfg.pairsFile}: cannot read pairs: {exc.strerror or exc}") from None
+    if not rows:
+        log.warning("no pairs for %s in round %d: the model carries over untrained", cfg.stage, cfg.round)
+        progress.task("dpo", 1)(1)
+        return TrainResult(stage=cfg.stage, round=cfg.round, model=cfg.model.model, trained=False, pairs=0)
+
+    from datasets import Dataset
+    from trl import DPOConfig, DPOTrainer
+
+    tokenizer, model, dtype = load_for_training(cfg.model, cfg.cacheDir)
+    t = cfg.training
+    args = DPOConfig(
+        per_device_train_batch_size=t.batchSize, gradient_accumulation_steps=t.gradientAccumulationSteps,
+        num_train_epochs=t.epochs, learning_rate=t.learningRate, beta=t.beta, max_length=t.maxLength,
+        **common_args(dtype, str(Path(cfg.outputDir) / "trainer"), cfg.seed + cfg.round),
+    )
+    trainer = DPOTrainer(
+        model=model, args=args, train_dataset=Dataset.from_list([conversational(r) for r in rows]),
+        processing_class=tokenizer, peft_config=lora_config(t.lora), callbacks=[progress_callback(progress, "dpo")],
+    )
+    trainer.train()
+    history = trainer.state.log_history
+    target = save_merged(trainer, tokenizer, Path(cfg.outputDir) / "model")
+    return TrainResult(
+        stage=cfg.stage, round=cfg.round, seconds=round(time.monotonic() - started, 1), model=str(target), trained=True,
+        pairs=len(rows), loss=logged_mean(history, "loss"), rewardAccuracy=logged_mean(history, "rewards/accuracies"),
+        rewardMargin=logged_mean(history, "rewards/margins"),
+    )
