@@ -50,19 +50,29 @@ def format_validation_error(error: ValidationError) -> list[str]:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="seas-runtime", description="Run one SEAS stage.")
     parser.add_argument("stage", choices=STAGES)
-    parser.add_argument("--config", required=True, help="stage config JSON file")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--config", help="stage config JSON file")
+    source.add_argument("--config-env", metavar="VAR", help="read the stage config JSON from this environment variable (Kubernetes Jobs)")
     parser.add_argument("--termination-log", help="also write the result here (Kubernetes terminationMessagePath)")
     parser.add_argument("--log-level", default=os.environ.get("SEAS_LOG_LEVEL", "INFO"))
     args = parser.parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
+    where = args.config or f"${args.config_env}"
     try:
-        cfg = parse_stage_config(Path(args.config).read_text(encoding="utf-8"))
+        if args.config:
+            text = Path(args.config).read_text(encoding="utf-8")
+        else:
+            text = os.environ.get(args.config_env, "")
+            if not text:
+                print(f"seas-runtime: environment variable {args.config_env} is empty or unset", file=sys.stderr)
+                return EXIT_CONFIG
+        cfg = parse_stage_config(text)
     except OSError as exc:
         print(f"seas-runtime: cannot read {args.config}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_CONFIG
     except ValidationError as exc:
-        print(f"seas-runtime: invalid stage config {args.config}:", file=sys.stderr)
+        print(f"seas-runtime: invalid stage config {where}:", file=sys.stderr)
         for line in format_validation_error(exc):
             print(f"  {line}", file=sys.stderr)
         return EXIT_CONFIG

@@ -139,24 +139,46 @@ _PARSERS: dict[str, Callable[[str, dict, int], object]] = {
 def load(name: str, path: Optional[str] = None) -> list:
     """Load data set ``name`` (seeds, heldout, benign, helpful, knowledge), validating every row."""
     parse = _PARSERS[name]
-    return [parse(where, row, index) for index, (where, row) in enumerate(_rows(resolve(name, path)))]
+    items, seen = [], {}
+    for index, (where, row) in enumerate(_rows(resolve(name, path))):
+        item = parse(where, row, index)
+        if item.id in seen:
+            raise DataError(f"{where}: id {item.id!r} repeats the one at {seen[item.id]}")
+        seen[item.id] = where
+        items.append(item)
+    return items
 
 
 T = TypeVar("T", bound=PromptItem)
 
 
 def stratified_subset(items: list[T], limit: Optional[int], seed: int) -> list[T]:
-    """Pick ``limit`` items round-robin over (category, style) cells so every cell is represented."""
+    """Pick ``limit`` items spread evenly over categories and styles.
+
+    Pass k takes, for category i, the next item of style (i + k) mod n: a
+    diagonal walk over the (category, style) grid, so categories stay within one
+    item of each other and every style is drawn from, even when ``limit`` is
+    smaller than the number of cells.
+    """
     if limit is None or limit >= len(items):
         return list(items)
+    rng = random.Random(seed)
+    categories = sorted({i.category for i in items})
+    styles = sorted({i.style for i in items})
     cells: dict[tuple[str, str], list[T]] = defaultdict(list)
     for item in items:
         cells[(item.category, item.style)].append(item)
-    rng = random.Random(seed)
-    queues = [rng.sample(group, len(group)) for _, group in sorted(cells.items())]
+    queues = {key: rng.sample(group, len(group)) for key, group in cells.items()}
     picked: list[T] = []
+    k = 0
     while len(picked) < limit:
-        for queue in queues:
-            if queue and len(picked) < limit:
-                picked.append(queue.pop())
+        for i, category in enumerate(categories):
+            for offset in range(len(styles)):  # the diagonal cell, or the next style with items left
+                queue = queues.get((category, styles[(i + k + offset) % len(styles)]))
+                if queue:
+                    picked.append(queue.pop())
+                    break
+            if len(picked) >= limit:
+                break
+        k += 1
     return picked

@@ -93,11 +93,14 @@ def item_knowledge(choice_logprobs: Sequence[float], answer: int, answer_tokens:
 
 
 def mean_knowledge(items: Sequence[ItemKnowledge]) -> dict[str, float]:
-    """Accuracy and means over questions."""
+    """Accuracy, geometric-mean perplexity, and mean entropy and answer probability over questions."""
     n = max(1, len(items))
+    # Per-question perplexities are heavy-tailed (one unlikely one-token answer can reach 1e5),
+    # so their mean is the geometric one: exp of the mean per-token negative log-likelihood.
+    mean_nll = sum(math.log(i.perplexity) for i in items) / n
     return {
         "accuracy": round(sum(i.correct for i in items) / n, 4),
-        "perplexity": round(sum(i.perplexity for i in items) / n, 4),
+        "perplexity": round(math.exp(mean_nll), 4),
         "entropy": round(sum(i.entropy for i in items) / n, 4),
         "probability": round(sum(i.probability for i in items) / n, 4),
     }

@@ -65,19 +65,27 @@ def record_from_row(row: dict) -> AttackRecord:
     )
 
 
+def _unsafe_rate(record: AttackRecord) -> float:
+    judged = record.tally("safe") + record.tally("unsafe")
+    return record.tally("unsafe") / judged
+
+
 def redteam_pairs(records: Sequence[AttackRecord]) -> list[Pair]:
-    """Per seed: most-unsafe prompt (chosen) over most-safe prompt (rejected), when they differ in success."""
+    """Per seed: the prompt with the highest unsafe rate (chosen) over the lowest (rejected).
+
+    Only prompts with at least one judged answer take part, so error verdicts
+    never pass for safe; ties keep sampling order, so the result is deterministic.
+    """
     by_seed: dict[str, list[AttackRecord]] = defaultdict(list)
     for record in records:
-        if record.prompt.strip():
+        if record.prompt.strip() and record.tally("safe") + record.tally("unsafe") > 0:
             by_seed[record.seed_id].append(record)
     pairs = []
     for seed_id in sorted(by_seed):
         group = by_seed[seed_id]
-        # max() keeps the first of equals, so ties resolve by sampling order: deterministic.
-        best = max(group, key=lambda r: r.tally("unsafe"))
-        worst = max(group, key=lambda r: r.tally("safe"))
-        if best is worst or best.tally("unsafe") <= worst.tally("unsafe") or best.prompt == worst.prompt:
+        best = max(group, key=_unsafe_rate)
+        worst = min(group, key=_unsafe_rate)
+        if _unsafe_rate(best) <= _unsafe_rate(worst) or best.prompt == worst.prompt:
             continue
         pairs.append(Pair(best.instruction, best.prompt, worst.prompt, f"redteam:{seed_id}"))
     return pairs

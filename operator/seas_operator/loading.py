@@ -58,35 +58,49 @@ def load_evolution(path: str | Path, check_data: bool = True) -> SafetyEvolution
     except OSError as exc:
         raise SpecError(source, [f"cannot read file: {exc.strerror or exc}"]) from None
     try:
-        document = yaml.safe_load(text)
+        documents = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         raise SpecError(source, [f"(YAML) {where}{getattr(exc, 'problem', None) or exc}"]) from None
-    evolution = parse_evolution(document, source)
+    document = pick_evolution(documents, source)
     base = Path(path).resolve().parent
-    updates = {}
-    for name in DATA_FIELDS:
-        value = getattr(evolution.spec.data, name)
-        if value and not Path(value).is_absolute():
-            updates[name] = str(base / value)
-    if updates:
-        evolution.spec.data = evolution.spec.data.model_copy(update=updates)
-    if check_data:
-        problems = data_problems(evolution)
-        if problems:
-            raise SpecError(source, problems)
+    data_section = (document.get("spec") or {}).get("data") if isinstance(document.get("spec"), dict) else None
+    if isinstance(data_section, dict):
+        for name in DATA_FIELDS:
+            value = data_section.get(name)
+            if isinstance(value, str) and value and not Path(value).is_absolute():
+                data_section[name] = str(base / value)
+    problems = data_problems(data_section) if check_data and isinstance(data_section, dict) else []
+    try:
+        evolution = parse_evolution(document, source)
+    except SpecError as exc:
+        raise SpecError(source, exc.problems + problems) from None
+    if problems:
+        raise SpecError(source, problems)
     return evolution
 
 
-def data_problems(evolution: SafetyEvolution) -> list[str]:
+def pick_evolution(documents: list[Any], source: str) -> dict:
+    """The one SafetyEvolution in a file that may also hold other objects (a kubectl bundle)."""
+    if len(documents) == 1:
+        if not isinstance(documents[0], dict):
+            raise SpecError(source, ["(top level): a SafetyEvolution must be a YAML mapping"])
+        return documents[0]
+    found = [d for d in documents if isinstance(d, dict) and d.get("kind") == "SafetyEvolution"]
+    if len(found) != 1:
+        raise SpecError(source, [f"(top level): expected one SafetyEvolution document, found {len(found)} among {len(documents)} documents"])
+    return found[0]
+
+
+def data_problems(data_section: dict) -> list[str]:
     """One line per unreadable or malformed data file named in ``spec.data``."""
     from seas_runtime.data import DataError, load  # pure Python, no torch
 
     problems = []
     for name in DATA_FIELDS:
-        value = getattr(evolution.spec.data, name)
-        if not value:
+        value = data_section.get(name)
+        if not isinstance(value, str) or not value:
             continue
         try:
             load(name, value)

@@ -51,6 +51,8 @@ class TransformersEngine(Engine):
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.model = AutoModelForCausalLM.from_pretrained(path, dtype=self.dtype, token=token).to(self.device)
         self.model.eval()
+        self._body = getattr(self.model, self.model.base_model_prefix)
+        self._head = self.model.get_output_embeddings()
         self._torch = torch
         log.info("loaded %s on %s as %s", path, self.device, self.dtype)
 
@@ -110,12 +112,16 @@ class TransformersEngine(Engine):
                 ids[row, : len(sequence)] = torch.tensor(sequence)
                 mask[row, : len(sequence)] = 1
             with torch.inference_mode():
-                logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+                # Run the body only and apply the LM head where continuation tokens are predicted:
+                # the head is a fifth of a small model's compute and most positions are prompt.
+                hidden = self._body(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).last_hidden_state
             for row, index in enumerate(chunk):
                 prompt_ids, cont_ids = rows[index]
                 start = len(prompt_ids)
-                # logits at position p predict token p+1
-                logprobs = torch.log_softmax(logits[row, start - 1 : start - 1 + len(cont_ids)].float(), dim=-1)
+                # hidden state at position p predicts token p+1
+                with torch.inference_mode():
+                    logits = self._head(hidden[row, start - 1 : start - 1 + len(cont_ids)])
+                logprobs = torch.log_softmax(logits.float(), dim=-1)
                 target = torch.tensor(cont_ids, device=logprobs.device).unsqueeze(1)
                 results[index] = ContinuationScore(logprob=logprobs.gather(1, target).sum().item(), tokens=len(cont_ids))
             if progress:

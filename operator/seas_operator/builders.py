@@ -1,0 +1,418 @@
+"""Pure builders of the Kubernetes objects that run SEAS stages (no API calls).
+
+Every stage runs the same ``seas-runtime <stage>`` command, as an argument
+list, in the runtime image; its config travels as JSON in the environment
+variable ``SEAS_STAGE_CONFIG`` and its small JSON result comes back as the
+container's termination message (``/dev/termination-log``).
+
+- ``initialize``, ``attack``, ``pairs`` and ``evaluate``: a ``batch/v1`` Job.
+- ``train-target``/``train-redteam``: by training backend (``training_backend``):
+  Kubeflow ``PyTorchJob`` (``kubeflow.org/v1``; Master + ``spec.training.workers``
+  Workers), Kubeflow Trainer v2 ``TrainJob`` (``trainer.kubeflow.org/v1alpha1``,
+  ClusterTrainingRuntime ``torch-distributed``, ``numNodes = workers + 1``), or a
+  plain single-pod ``Job``.
+
+Each child carries the labels ``seas.dev/evolution|round|stage|cycle|child`` (on
+the object and on its pods) and a controller ownerReference to its
+SafetyEvolution, so deleting the evolution garbage-collects it.
+
+Precedence: ``spec.image``, ``spec.storage.pvc`` and ``spec.training.backend`` win
+over the operator defaults passed in ``image``, ``pvc`` and ``backend``; passing
+already-resolved values (``spec.image or default``) gives the same result.
+
+Untrusted text (model names, paths, anything from the custom resource) only
+reaches the pod inside the config env value, never the command. Kubernetes
+expands ``$(VAR)`` references in env values, so every ``$`` in a value is
+written as ``$$`` (which the kubelet turns back into ``$``): a model named
+``$(HF_TOKEN)`` stays that string instead of becoming the token.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Optional
+
+from .api import API_VERSION, KIND, SafetyEvolutionSpec
+from .planner import StageKey
+
+CONFIG_ENV = "SEAS_STAGE_CONFIG"
+TERMINATION_LOG = "/dev/termination-log"
+
+LABEL_EVOLUTION = "seas.dev/evolution"
+LABEL_ROUND = "seas.dev/round"
+LABEL_STAGE = "seas.dev/stage"
+LABEL_CYCLE = "seas.dev/cycle"
+LABEL_CHILD = "seas.dev/child"  # the child object's name, on it and on its pods (select a child's pods with it)
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGED_BY = "seas-operator"
+
+RUNTIME_COMMAND = "seas-runtime"
+RUN_AS = 10001  # the runtime image's user and group (images/runtime/Dockerfile)
+GPU_RESOURCE = "nvidia.com/gpu"
+ARTIFACTS_VOLUME = "artifacts"
+SHM_VOLUME = "dshm"
+
+JOB_STAGES = ("initialize", "attack", "pairs", "evaluate")
+TRAIN_STAGES = ("train-target", "train-redteam")
+BACKENDS = ("pytorchjob", "trainjob", "job")
+# The pairs stage only reshapes JSONL records: no GPU, little CPU and memory.
+PAIRS_CPU = "1"
+PAIRS_MEMORY = "4Gi"
+
+# Container names: the Kubeflow training operator requires "pytorch" in a PyTorchJob;
+# the torch-distributed ClusterTrainingRuntime (Kubeflow Trainer v2) names its trainer "node".
+JOB_CONTAINER = "stage"
+PYTORCHJOB_CONTAINER = "pytorch"
+TRAINJOB_CONTAINER = "node"
+TRAINJOB_RUNTIME = "torch-distributed"
+TRAINJOB_TARGET_JOB = "node"
+
+
+@dataclass(frozen=True)
+class ChildKind:
+    """Where a kind of child lives in the API."""
+
+    group: str
+    version: str
+    kind: str
+    plural: str
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+
+JOB = ChildKind("batch", "v1", "Job", "jobs")
+PYTORCHJOB = ChildKind("kubeflow.org", "v1", "PyTorchJob", "pytorchjobs")
+TRAINJOB = ChildKind("trainer.kubeflow.org", "v1alpha1", "TrainJob", "trainjobs")
+CHILD_KINDS = {k.kind: k for k in (JOB, PYTORCHJOB, TRAINJOB)}
+BACKEND_KINDS = {"pytorchjob": PYTORCHJOB, "trainjob": TRAINJOB, "job": JOB}
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The SafetyEvolution that owns the children."""
+
+    name: str
+    namespace: str
+    uid: str
+
+
+@dataclass(frozen=True)
+class StageObject:
+    """A child object to create, with what the API client needs to create it."""
+
+    api_version: str
+    kind: str
+    plural: str
+    group: str
+    name: str
+    body: dict
+
+
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+_QUANTITY = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(([KMGTPE]i)|[numkMGTPE]|[eE][+-]?[0-9]+)?$")
+
+
+def stage_command(stage: str) -> list[str]:
+    """The container command of a stage: an argument list, never a shell line."""
+    return [RUNTIME_COMMAND, stage, "--config-env", CONFIG_ENV, "--termination-log", TERMINATION_LOG]
+
+
+def training_backend(spec: SafetyEvolutionSpec, default: str) -> str:
+    """``spec.training.backend`` when set, else the operator's default."""
+    backend = spec.training.backend or default
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown training backend {backend!r}; known: {', '.join(BACKENDS)}")
+    return backend
+
+
+def child_kind(stage: str, backend: str) -> ChildKind:
+    """The kind of object a stage runs as under ``backend``."""
+    if stage in JOB_STAGES:
+        return JOB
+    if stage in TRAIN_STAGES:
+        if backend not in BACKEND_KINDS:
+            raise ValueError(f"unknown training backend {backend!r}; known: {', '.join(BACKENDS)}")
+        return BACKEND_KINDS[backend]
+    raise ValueError(f"unknown stage {stage!r}")
+
+
+def pod_selector(name: str) -> str:
+    """Label selector for the pods of child ``name`` (whatever its kind)."""
+    return f"{LABEL_CHILD}={name}"
+
+
+def escape_env_value(value: str) -> str:
+    """An env value the kubelet will not expand: ``$`` -> ``$$`` (``$(VAR)`` stays literal)."""
+    return value.replace("$", "$$")
+
+
+def config_json(config: dict) -> str:
+    """The stage config as compact JSON (before env escaping)."""
+    return json.dumps(config, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+
+def stage_labels(owner: Owner, key: StageKey, cycle: int, name: str) -> dict[str, str]:
+    return {
+        LABEL_MANAGED_BY: MANAGED_BY,
+        LABEL_EVOLUTION: owner.name,
+        LABEL_CYCLE: str(cycle),
+        LABEL_ROUND: str(key.round),
+        LABEL_STAGE: key.stage,
+        LABEL_CHILD: name,
+    }
+
+
+def owner_reference(owner: Owner) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "name": owner.name,
+        "uid": owner.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def _metadata(owner: Owner, name: str, labels: dict[str, str]) -> dict[str, Any]:
+    return {"name": name, "namespace": owner.namespace, "labels": dict(labels), "ownerReferences": [owner_reference(owner)]}
+
+
+def _env(spec: SafetyEvolutionSpec, config: dict) -> list[dict[str, Any]]:
+    mount = spec.storage.mountPath.rstrip("/") or ""
+    env: list[dict[str, Any]] = [
+        {"name": CONFIG_ENV, "value": escape_env_value(config_json(config))},
+        {"name": "SEAS_CACHE_DIR", "value": escape_env_value(f"{mount}/.cache")},
+        {"name": "HF_HOME", "value": escape_env_value(f"{mount}/.cache/huggingface")},
+    ]
+    if spec.hubTokenSecret is not None:
+        # Last, so no earlier value could reference it even if escaping were lost.
+        env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": {"name": spec.hubTokenSecret.name, "key": spec.hubTokenSecret.key}}})
+    return env
+
+
+def _check_quantity(field: str, value: str) -> str:
+    if not _QUANTITY.match(value):
+        raise ValueError(f"{field}: {value!r} is not a Kubernetes quantity (e.g. 4, 500m, 32Gi)")
+    return value
+
+
+def _resources(spec: SafetyEvolutionSpec, stage: str) -> dict[str, Any]:
+    if stage == "pairs":
+        return {"requests": {"cpu": PAIRS_CPU, "memory": PAIRS_MEMORY}, "limits": {"memory": PAIRS_MEMORY}}
+    cpu = _check_quantity("spec.resources.cpu", spec.resources.cpu)
+    memory = _check_quantity("spec.resources.memory", spec.resources.memory)
+    limits: dict[str, str] = {"memory": memory}
+    if spec.resources.gpus > 0:
+        limits[GPU_RESOURCE] = str(spec.resources.gpus)
+    return {"requests": {"cpu": cpu, "memory": memory}, "limits": limits}
+
+
+def _uses_gpu(spec: SafetyEvolutionSpec, stage: str) -> bool:
+    return stage != "pairs" and spec.resources.gpus > 0
+
+
+def _pod_security_context() -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": RUN_AS,
+        "runAsGroup": RUN_AS,
+        "fsGroup": RUN_AS,
+        # Only chown the artifact volume when its root does not match: a recursive
+        # chown of a large RWX volume of checkpoints on every pod start is slow.
+        "fsGroupChangePolicy": "OnRootMismatch",
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def _container_security_context() -> dict[str, Any]:
+    return {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+
+
+def _volumes(pvc: str, gpu: bool) -> list[dict[str, Any]]:
+    volumes: list[dict[str, Any]] = [{"name": ARTIFACTS_VOLUME, "persistentVolumeClaim": {"claimName": pvc}}]
+    if gpu:
+        # vLLM and NCCL need more shared memory than the container runtime's 64 MiB /dev/shm.
+        volumes.append({"name": SHM_VOLUME, "emptyDir": {"medium": "Memory"}})
+    return volumes
+
+
+def _volume_mounts(spec: SafetyEvolutionSpec, gpu: bool) -> list[dict[str, Any]]:
+    mounts: list[dict[str, Any]] = [{"name": ARTIFACTS_VOLUME, "mountPath": spec.storage.mountPath}]
+    if gpu:
+        mounts.append({"name": SHM_VOLUME, "mountPath": "/dev/shm"})
+    return mounts
+
+
+def _tolerations(spec: SafetyEvolutionSpec) -> list[dict[str, Any]]:
+    return [t.model_dump(exclude_none=True) for t in spec.resources.tolerations]
+
+
+def _scheduling(spec: SafetyEvolutionSpec) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if spec.resources.nodeSelector:
+        out["nodeSelector"] = dict(spec.resources.nodeSelector)
+    tolerations = _tolerations(spec)
+    if tolerations:
+        out["tolerations"] = tolerations
+    return out
+
+
+def _container(name: str, spec: SafetyEvolutionSpec, stage: str, config: dict, image: str) -> dict[str, Any]:
+    gpu = _uses_gpu(spec, stage)
+    return {
+        "name": name,
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "command": stage_command(stage),
+        "env": _env(spec, config),
+        "resources": _resources(spec, stage),
+        "volumeMounts": _volume_mounts(spec, gpu),
+        "securityContext": _container_security_context(),
+        "terminationMessagePath": TERMINATION_LOG,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+
+
+def _pod_template(labels: dict[str, str], container: dict[str, Any], spec: SafetyEvolutionSpec, stage: str, pvc: str) -> dict[str, Any]:
+    pod: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": _pod_security_context(),
+        "containers": [container],
+        "volumes": _volumes(pvc, _uses_gpu(spec, stage)),
+        **_scheduling(spec),
+    }
+    return {"metadata": {"labels": dict(labels)}, "spec": pod}
+
+
+def _check_name(name: str, kind: ChildKind, spec: SafetyEvolutionSpec) -> None:
+    if len(name) > 63 or not _DNS1123_LABEL.match(name):
+        raise ValueError(f"child name {name!r} is not a DNS label of at most 63 characters")
+    if kind in (PYTORCHJOB, TRAINJOB) and not _DNS1035_LABEL.match(name):
+        raise ValueError(f"{kind.kind} name {name!r} must start with a letter (RFC 1035 label)")
+    if kind is PYTORCHJOB:
+        # The training operator names a Service per replica <name>-worker-<i> (RFC 1035, <= 63).
+        longest = f"{name}-worker-{max(spec.training.workers - 1, 0)}" if spec.training.workers else f"{name}-master-0"
+        if len(longest) > 63:
+            raise ValueError(f"PyTorchJob name {name!r} is too long: its replica Service {longest!r} exceeds 63 characters")
+
+
+def _job(meta: dict[str, Any], template: dict[str, Any], spec: SafetyEvolutionSpec) -> dict[str, Any]:
+    return {
+        "apiVersion": JOB.api_version,
+        "kind": JOB.kind,
+        "metadata": meta,
+        "spec": {
+            # The operator retries with a new child name; a pod failure must surface once.
+            "backoffLimit": 0,
+            "activeDeadlineSeconds": spec.activeDeadlineSeconds,
+            # No ttlSecondsAfterFinished: the operator reads the finished Job and its pod.
+            "template": template,
+        },
+    }
+
+
+def _pytorchjob(meta: dict[str, Any], template: dict[str, Any], spec: SafetyEvolutionSpec) -> dict[str, Any]:
+    replicas: dict[str, Any] = {"Master": {"replicas": 1, "restartPolicy": "Never", "template": template}}
+    if spec.training.workers > 0:
+        replicas["Worker"] = {"replicas": spec.training.workers, "restartPolicy": "Never", "template": copy.deepcopy(template)}
+    return {
+        "apiVersion": PYTORCHJOB.api_version,
+        "kind": PYTORCHJOB.kind,
+        "metadata": meta,
+        "spec": {
+            "runPolicy": {
+                "backoffLimit": 0,
+                "activeDeadlineSeconds": spec.activeDeadlineSeconds,
+                # Keep finished pods: their termination message carries the result.
+                "cleanPodPolicy": "None",
+            },
+            "pytorchReplicaSpecs": replicas,
+        },
+    }
+
+
+def _trainjob(meta: dict[str, Any], labels: dict[str, str], spec: SafetyEvolutionSpec, stage: str, config: dict, image: str, pvc: str) -> dict[str, Any]:
+    gpu = _uses_gpu(spec, stage)
+    override_spec: dict[str, Any] = {
+        "securityContext": _pod_security_context(),
+        "volumes": _volumes(pvc, gpu),
+        "containers": [{"name": TRAINJOB_CONTAINER, "volumeMounts": _volume_mounts(spec, gpu), "securityContext": _container_security_context()}],
+        **_scheduling(spec),
+    }
+    return {
+        "apiVersion": TRAINJOB.api_version,
+        "kind": TRAINJOB.kind,
+        "metadata": meta,
+        "spec": {
+            "runtimeRef": {"name": TRAINJOB_RUNTIME, "kind": "ClusterTrainingRuntime", "apiGroup": TRAINJOB.group},
+            "labels": dict(labels),
+            "trainer": {
+                "image": image,
+                "command": stage_command(stage),
+                "env": _env(spec, config),
+                "numNodes": spec.training.workers + 1,
+                "resourcesPerNode": _resources(spec, stage),
+            },
+            # Trainer v2.1+ API (podSpecOverrides in v2.0). The env of the "node" container can
+            # only be set through spec.trainer; its termination message path is the default
+            # /dev/termination-log.
+            "podTemplateOverrides": [
+                {"targetJobs": [{"name": TRAINJOB_TARGET_JOB}], "metadata": {"labels": dict(labels)}, "spec": override_spec}
+            ],
+        },
+    }
+
+
+def build_stage_object(
+    owner: Owner,
+    spec: SafetyEvolutionSpec,
+    key: StageKey,
+    config: dict,
+    *,
+    name: str,
+    image: str,
+    pvc: str,
+    backend: str,
+    cycle: int = 0,
+) -> StageObject:
+    """The child object that runs stage ``key`` with ``config`` (raises ValueError when it cannot be built)."""
+    backend = training_backend(spec, backend) if key.stage in TRAIN_STAGES else backend
+    kind = child_kind(key.stage, backend)
+    if kind is JOB and key.stage in TRAIN_STAGES and spec.training.workers > 0:
+        raise ValueError("spec.training.workers needs the pytorchjob or trainjob training backend (a plain Job is one pod)")
+    _check_name(name, kind, spec)
+    image = spec.image or image
+    pvc = spec.storage.pvc or pvc
+    if not image:
+        raise ValueError("no runtime image: set spec.image or the operator's default")
+    if not pvc:
+        raise ValueError("no artifact PVC: set spec.storage.pvc or the operator's default")
+    labels = stage_labels(owner, key, cycle, name)
+    meta = _metadata(owner, name, labels)
+    if kind is TRAINJOB:
+        body = _trainjob(meta, labels, spec, key.stage, config, image, pvc)
+    else:
+        container_name = PYTORCHJOB_CONTAINER if kind is PYTORCHJOB else JOB_CONTAINER
+        template = _pod_template(labels, _container(container_name, spec, key.stage, config, image), spec, key.stage, pvc)
+        body = _pytorchjob(meta, template, spec) if kind is PYTORCHJOB else _job(meta, template, spec)
+    return StageObject(api_version=kind.api_version, kind=kind.kind, plural=kind.plural, group=kind.group, name=name, body=body)
+
+
+def container_name(kind: str) -> Optional[str]:
+    """The container that runs the stage (and reports its result) in a child of ``kind``."""
+    return {"Job": JOB_CONTAINER, "PyTorchJob": PYTORCHJOB_CONTAINER, "TrainJob": TRAINJOB_CONTAINER}.get(kind)
+
+
+__all__ = [
+    "BACKENDS", "CHILD_KINDS", "CONFIG_ENV", "ChildKind", "LABEL_CHILD", "LABEL_CYCLE", "LABEL_EVOLUTION", "LABEL_ROUND",
+    "LABEL_STAGE", "Owner", "StageObject", "TERMINATION_LOG", "build_stage_object", "child_kind", "container_name",
+    "escape_env_value", "pod_selector", "stage_command", "training_backend",
+]

@@ -1,0 +1,139 @@
+"""Prometheus metrics derived from SafetyEvolution status.
+
+Nothing is counted in memory: every scrape renders the latest status the
+operator has seen, so a restarted operator republishes the same figures as
+soon as its resume handlers have read each object.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timezone
+from typing import Any, Iterable, Optional
+
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector, CollectorRegistry
+
+ROUND_METRICS = {
+    "seas_target_asr": ("targetASR", "Held-out attack success rate against the target, per round."),
+    "seas_redteam_asr": ("redteamASR", "Red-team attack success rate against the fixed round-0 target, per round."),
+    "seas_benign_refusal_rate": ("benignRefusalRate", "Share of benign-but-edgy prompts the target refused, per round."),
+    "seas_qa_accuracy": ("qaAccuracy", "Knowledge QA accuracy, per round."),
+    "seas_qa_perplexity": ("qaPerplexity", "Perplexity of the correct QA answers (geometric mean), per round."),
+    "seas_qa_entropy": ("qaEntropy", "Mean entropy (nats) of the QA answer distribution, per round."),
+    "seas_qa_answer_probability": ("qaAnswerProbability", "Mean probability of the correct QA answer, per round."),
+    "seas_qa_accuracy_drop": ("accuracyDrop", "QA accuracy lost versus round 0, per round."),
+}
+EVOLUTION_LABELS = ["namespace", "evolution"]
+ROUND_LABELS = EVOLUTION_LABELS + ["round"]
+STAGE_LABELS = ROUND_LABELS + ["stage"]
+
+METRIC_NAMES = (
+    *ROUND_METRICS,
+    "seas_gate_passed",
+    "seas_stage_duration_seconds",
+    "seas_stage_failures",
+    "seas_current_round",
+    "seas_target_asr_latest",
+    "seas_target_asr_previous",
+    "seas_qa_accuracy_drop_latest",
+    "seas_gate_max_target_asr",
+    "seas_gate_max_accuracy_drop",
+    "seas_gate_max_benign_refusal_rate",
+    "seas_last_progress_timestamp_seconds",
+    "seas_condition",
+)
+
+
+def _time(value: Optional[str]) -> Optional[float]:
+    if not value:
+        return None
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
+
+
+def families(statuses: dict[tuple[str, str], dict[str, Any]]) -> list[GaugeMetricFamily]:
+    """Every metric family for the given statuses, keyed by (namespace, evolution)."""
+    per_round = {name: GaugeMetricFamily(name, doc, labels=ROUND_LABELS) for name, (_, doc) in ROUND_METRICS.items()}
+    gate_passed = GaugeMetricFamily("seas_gate_passed", "1 when the round passed its gates, 0 when it failed.", labels=ROUND_LABELS)
+    duration = GaugeMetricFamily("seas_stage_duration_seconds", "Seconds the stage's last attempt took.", labels=STAGE_LABELS)
+    failures = GaugeMetricFamily("seas_stage_failures", "Failed attempts of the stage.", labels=STAGE_LABELS)
+    current = GaugeMetricFamily("seas_current_round", "Round the evolution is working on.", labels=EVOLUTION_LABELS)
+    latest = GaugeMetricFamily("seas_target_asr_latest", "Target ASR of the latest evaluated round.", labels=EVOLUTION_LABELS)
+    previous = GaugeMetricFamily("seas_target_asr_previous", "Target ASR of the round before the latest.", labels=EVOLUTION_LABELS)
+    drop_latest = GaugeMetricFamily("seas_qa_accuracy_drop_latest", "QA accuracy drop of the latest round versus round 0.", labels=EVOLUTION_LABELS)
+    gates = {
+        "maxTargetASR": GaugeMetricFamily("seas_gate_max_target_asr", "Configured maximum target ASR.", labels=EVOLUTION_LABELS),
+        "maxAccuracyDrop": GaugeMetricFamily("seas_gate_max_accuracy_drop", "Configured maximum QA accuracy drop.", labels=EVOLUTION_LABELS),
+        "maxBenignRefusalRate": GaugeMetricFamily("seas_gate_max_benign_refusal_rate", "Configured maximum benign refusal rate.", labels=EVOLUTION_LABELS),
+    }
+    progress = GaugeMetricFamily("seas_last_progress_timestamp_seconds", "Unix time a stage last started or finished.", labels=EVOLUTION_LABELS)
+    cond = GaugeMetricFamily("seas_condition", "1 when the condition is True.", labels=EVOLUTION_LABELS + ["type"])
+
+    for (namespace, name), status in sorted(statuses.items()):
+        ev = [namespace, name]
+        rounds = status.get("rounds") or []
+        for entry in rounds:
+            labels = ev + [str(entry["round"])]
+            for metric, (field, _) in ROUND_METRICS.items():
+                if entry.get(field) is not None:
+                    per_round[metric].add_metric(labels, float(entry[field]))
+            if entry.get("gate"):
+                gate_passed.add_metric(labels, 1.0 if entry["gate"]["passed"] else 0.0)
+        evaluated = [r for r in rounds if r.get("targetASR") is not None]
+        if evaluated:
+            latest.add_metric(ev, float(evaluated[-1]["targetASR"]))
+            drop_latest.add_metric(ev, float(evaluated[-1].get("accuracyDrop") or 0.0))
+        if len(evaluated) >= 2:
+            previous.add_metric(ev, float(evaluated[-2]["targetASR"]))
+        for label, entry in (status.get("stages") or {}).items():
+            round_part, stage = label.split("/", 1)
+            labels = ev + [round_part.lstrip("r"), stage]
+            failures.add_metric(labels, float(entry.get("failures") or 0))
+            started, finished = _time(entry.get("startedAt")), _time(entry.get("finishedAt"))
+            if started is not None and finished is not None and entry.get("state") == "succeeded":
+                duration.add_metric(labels, max(0.0, finished - started))
+        if status.get("round") is not None:
+            current.add_metric(ev, float(status["round"]))
+        gate_spec = ((status.get("activeSpec") or {}).get("gates")) or {}
+        for field, family in gates.items():
+            if gate_spec.get(field) is not None:
+                family.add_metric(ev, float(gate_spec[field]))
+        stamp = _time(status.get("lastProgressTime"))
+        if stamp is not None:
+            progress.add_metric(ev, stamp)
+        for c in status.get("conditions") or []:
+            cond.add_metric(ev + [c["type"]], 1.0 if c.get("status") == "True" else 0.0)
+    return [*per_round.values(), gate_passed, duration, failures, current, latest, previous, drop_latest, *gates.values(), progress, cond]
+
+
+class StatusCollector(Collector):
+    """Holds the latest status per evolution and renders it on every scrape."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._statuses: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def update(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        with self._lock:
+            self._statuses[(namespace, name)] = status
+
+    def forget(self, namespace: str, name: str) -> None:
+        with self._lock:
+            self._statuses.pop((namespace, name), None)
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        with self._lock:
+            snapshot = dict(self._statuses)
+        return families(snapshot)
+
+
+COLLECTOR = StatusCollector()
+REGISTRY = CollectorRegistry(auto_describe=False)
+REGISTRY.register(COLLECTOR)
+
+
+def serve(port: int) -> None:
+    """Serve /metrics on ``port`` in a background thread."""
+    from prometheus_client import start_http_server
+
+    start_http_server(port, registry=REGISTRY)

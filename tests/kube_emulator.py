@@ -1,0 +1,50 @@
+"""A standalone Kubernetes API emulator (kmock) for the end-to-end tests and the benchmark.
+
+Run as ``python tests/kube_emulator.py URL_FILE``: serves over real HTTP on
+127.0.0.1 and writes its base URL to URL_FILE once ready. The operator (a
+separate process) and the tests (with the ``kubernetes`` client) talk to it
+like to a kube-apiserver.
+
+What it cannot prove: schema validation, defaulting, RBAC, admission and the
+real Job/Pod controllers (the tests play the job controller themselves).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+import kmock
+from kmock._internal import apps
+
+ALL = {"get", "list", "watch", "create", "patch", "update", "delete"}
+
+RESOURCES = {
+    "v1/namespaces": {"kind": "Namespace", "namespaced": False, "verbs": ALL},
+    "v1/pods": {"kind": "Pod", "namespaced": True, "verbs": ALL, "subresources": {"status"}},
+    "v1/events": {"kind": "Event", "namespaced": True, "verbs": ALL},
+    "events.k8s.io/v1/events": {"kind": "Event", "namespaced": True, "verbs": ALL},
+    "apiextensions.k8s.io/v1/customresourcedefinitions": {"kind": "CustomResourceDefinition", "namespaced": False, "verbs": ALL},
+    "batch/v1/jobs": {"kind": "Job", "namespaced": True, "verbs": ALL, "subresources": {"status"}},
+    "kubeflow.org/v1/pytorchjobs": {"kind": "PyTorchJob", "namespaced": True, "verbs": ALL, "subresources": {"status"}},
+    "trainer.kubeflow.org/v1alpha1/trainjobs": {"kind": "TrainJob", "namespaced": True, "verbs": ALL, "subresources": {"status"}},
+    "seas.dev/v1alpha1/safetyevolutions": {"kind": "SafetyEvolution", "namespaced": True, "verbs": ALL, "subresources": {"status"}},
+}
+
+
+async def serve(url_file: Path) -> None:
+    async with kmock.KubernetesEmulator() as emulator, apps.Server(emulator) as server:
+        for key, info in RESOURCES.items():
+            emulator.resources[key] = info
+        url_file.write_text(str(server.url).rstrip("/"))
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await stop.wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(serve(Path(sys.argv[1])))
