@@ -16,8 +16,23 @@ import signal
 import sys
 from pathlib import Path
 
+import itertools
+
 import kmock
-from kmock._internal import apps
+from kmock._internal import apps, enums
+
+_SUFFIX = itertools.count(1)
+
+
+class Emulator(kmock.KubernetesEmulator):
+    """kmock plus ``metadata.generateName`` (kopf names its Events that way)."""
+
+    async def _handle(self, request):
+        if request.resource is not None and request.action == enums.action.CREATE and isinstance(request.data, dict):
+            meta = request.data.setdefault("metadata", {})
+            if not meta.get("name") and meta.get("generateName"):
+                meta["name"] = f"{meta['generateName']}{next(_SUFFIX):05d}"
+        return await super()._handle(request)
 
 ALL = {"get", "list", "watch", "create", "patch", "update", "delete"}
 
@@ -35,7 +50,7 @@ RESOURCES = {
 
 
 async def serve(url_file: Path) -> None:
-    async with kmock.KubernetesEmulator() as emulator, apps.Server(emulator) as server:
+    async with Emulator() as emulator, apps.Server(emulator) as server:
         for key, info in RESOURCES.items():
             emulator.resources[key] = info
         url_file.write_text(str(server.url).rstrip("/"))

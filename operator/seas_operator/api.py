@@ -233,7 +233,8 @@ class SafetyEvolutionSpec(_Spec):
         return value
 
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+MAX_NAME = 24
 
 
 class ObjectMeta(BaseModel):
@@ -247,9 +248,10 @@ class ObjectMeta(BaseModel):
     @field_validator("name")
     @classmethod
     def _dns(cls, value: str) -> str:
-        # Children are named <name>-r<round>-<stage>[-retryN]; 40 keeps them under the 63-char label limit.
-        if len(value) > 40 or not _DNS_LABEL.match(value):
-            raise ValueError("must be a DNS label of at most 40 characters (lowercase letters, digits, '-')")
+        # Children are named <name>[-c<cycle>]-r<round>-<stage>[-retryN] (up to 31 more characters), and a
+        # PyTorchJob's replicas add -worker-<i>: 24 keeps every derived name under the 63-character limit.
+        if len(value) > MAX_NAME or not _DNS_LABEL.match(value):
+            raise ValueError(f"must start with a letter and be a DNS label of at most {MAX_NAME} characters (lowercase letters, digits, '-')")
         return value
 
 

@@ -31,7 +31,7 @@ from typing import Any
 
 import yaml
 
-from .api import GROUP, KIND, PLURAL, SHORT_NAME, SINGULAR, VERSION, SafetyEvolutionSpec
+from .api import _DNS_LABEL, GROUP, KIND, MAX_NAME, PLURAL, SHORT_NAME, SINGULAR, VERSION, SafetyEvolutionSpec
 
 CRD_NAME = f"{PLURAL}.{GROUP}"
 CATEGORIES = ["seas"]
@@ -43,8 +43,8 @@ CONDITION_STATUSES = ("True", "False", "Unknown")
 
 # metadata.name: children are named <name>[-c<cycle>]-r<round>-<stage>[-retryN]
 # (see api.ObjectMeta); the same rule, enforced by the API server with CEL.
-NAME_RULE = "self.metadata.name.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$') && size(self.metadata.name) <= 40"
-NAME_MESSAGE = "metadata.name must be a DNS label of at most 40 characters (lowercase letters, digits, '-'): it prefixes every child object"
+NAME_RULE = f"self.metadata.name.matches('{_DNS_LABEL.pattern}') && size(self.metadata.name) <= {MAX_NAME}"
+NAME_MESSAGE = f"metadata.name must start with a letter and be a DNS label of at most {MAX_NAME} characters: it prefixes every child object"
 
 _DROP = {"title"}
 

@@ -25,6 +25,8 @@ API_CALLS: tuple[tuple[str, str, str, str], ...] = (
     ("seas.dev", "safetyevolutions", "patch", NAMESPACED),
     ("seas.dev", "safetyevolutions/status", "get", NAMESPACED),
     ("seas.dev", "safetyevolutions/status", "patch", NAMESPACED),
+    # Children set blockOwnerDeletion; OwnerReferencesPermissionEnforcement (e.g. OpenShift) requires this.
+    ("seas.dev", "safetyevolutions/finalizers", "update", NAMESPACED),
     # Stage children: attack/evaluate Jobs and DPO training (PyTorchJob, TrainJob or Job).
     ("batch", "jobs", "get", NAMESPACED),
     ("batch", "jobs", "list", NAMESPACED),

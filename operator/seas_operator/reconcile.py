@@ -174,7 +174,8 @@ def decide(body: dict[str, Any], observed: Observed, now: datetime, defaults: De
     def launch(key: StageKey, child_name: str, attempt_note: str) -> None:
         config = build_stage_config(name, spec, key, done, root, cache_dir=f"{spec.storage.mountPath.rstrip('/')}/.cache", start_model=start_model)
         backend = training_backend(spec, defaults.backend)
-        obj = build_stage_object(owner, spec, key, config, name=child_name, image=spec.image or defaults.image,
+        obj = build_stage_object(  # ValueError (a spec the builder cannot honour) degrades the evolution in the shell
+owner, spec, key, config, name=child_name, image=spec.image or defaults.image,
                                  pvc=spec.storage.pvc or defaults.pvc, backend=backend, cycle=cycle)
         entry = stages.setdefault(key.label, {"attempts": 0, "failures": 0})
         entry.update(state="running", child=child_name, kind=obj.kind, startedAt=now_s, reason=entry.get("reason", ""))
@@ -301,6 +302,8 @@ def _status_round(summary: dict[str, Any]) -> dict[str, Any]:
         "qaEntropy": summary["knowledge"]["entropy"],
         "qaAnswerProbability": summary["knowledge"]["probability"],
         "accuracyDrop": summary["accuracy_drop"],
+        "byCategory": summary["by_category"],
+        "byStyle": summary["by_style"],
         "pairs": summary["pairs"],
         "gate": summary["gate"],
         "judge": summary["judge"],
