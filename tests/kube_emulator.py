@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import itertools
+import json
 
 import kmock
 from kmock._internal import apps, enums
@@ -27,7 +28,13 @@ _SUFFIX = itertools.count(1)
 class Emulator(kmock.KubernetesEmulator):
     """kmock plus ``metadata.generateName`` (kopf names its Events that way)."""
 
+    requests_served = 0
+    requests_by_action: dict = {}
+
     async def _handle(self, request):
+        Emulator.requests_served += 1
+        action = getattr(request.action, "name", str(request.action))
+        Emulator.requests_by_action[action] = Emulator.requests_by_action.get(action, 0) + 1
         if request.resource is not None and request.action == enums.action.CREATE and isinstance(request.data, dict):
             meta = request.data.setdefault("metadata", {})
             if not meta.get("name") and meta.get("generateName"):
@@ -54,11 +61,20 @@ async def serve(url_file: Path) -> None:
         for key, info in RESOURCES.items():
             emulator.resources[key] = info
         url_file.write_text(str(server.url).rstrip("/"))
+        stats = url_file.with_suffix(".stats")
+
+        async def write_stats() -> None:  # for the benchmark: API requests served, by action
+            while True:
+                stats.write_text(json.dumps({"requests": Emulator.requests_served, "by_action": Emulator.requests_by_action}))
+                await asyncio.sleep(0.5)
+
+        writer = asyncio.create_task(write_stats())
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
         await stop.wait()
+        writer.cancel()
 
 
 if __name__ == "__main__":

@@ -200,7 +200,7 @@ class JobController:
             self.handled[name] = "failed"
             return
         container = self._container(child)
-        env = {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
+        env = {e["name"]: e["value"].replace("$$", "$") for e in container.get("env", []) if "value" in e}  # as the kubelet expands
         command = list(container["command"]) + list(container.get("args", []))
         assert command[0] == "seas-runtime", command
         term = self.tmp / f"{name}.termination-log"
@@ -214,8 +214,9 @@ class JobController:
 
     def _report(self, child: dict, exit_code: int, message: str, reason: str) -> None:
         name, kind = child["metadata"]["name"], child["kind"]
-        labels = {"job-name": name, "batch.kubernetes.io/job-name": name} if kind == "Job" else {
-            "training.kubeflow.org/job-name": name, "training.kubeflow.org/replica-type": "master"}
+        template = child["spec"]["template"] if kind == "Job" else child["spec"]["pytorchReplicaSpecs"]["Master"]["template"]
+        labels = dict(template["metadata"]["labels"])
+        labels.update({"job-name": name} if kind == "Job" else {"training.kubeflow.org/job-name": name, "training.kubeflow.org/replica-type": "master"})
         container = self._container(child)["name"]
         self.emulator.post(f"/api/v1/namespaces/{self.namespace}/pods", {
             "apiVersion": "v1", "kind": "Pod",

@@ -18,7 +18,7 @@ import kopf
 from .api import GROUP, PLURAL, VERSION
 from .children import child_state
 from .kube import Kube, load_client_config
-from .metrics import COLLECTOR, serve
+from .metrics import API_CALLS, COLLECTOR, RECONCILES, serve
 from .patching import merge_patch
 from .reconcile import Defaults, Observed, decide, invalid_spec_status
 
@@ -61,7 +61,7 @@ def _observe(namespace: str, name: str, status: dict[str, Any]) -> Observed:
     for entry in (status.get("stages") or {}).values():
         child = children.get(entry.get("child", ""))
         if entry.get("state") == "running" and child is not None and child_state(entry["kind"], child).phase != "running":
-            message, reason = kube().result_message(namespace, entry["kind"], entry["child"])
+            message, reason = kube().result_message(namespace, entry["child"])
             observed.messages[entry["child"]] = message
             if reason:
                 observed.pod_reasons[entry["child"]] = reason
@@ -72,33 +72,43 @@ def reconcile(namespace: str, name: str, logger: Any = log) -> Optional[dict[str
     """Read the object fresh, decide, create children, post events, patch status."""
     k = kube()
     with _LOCKS[(namespace, name)]:
+        calls_before = k.calls
         try:
-            k.calls += 1
-            body = k.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
-        except k._k8s.client.exceptions.ApiException as exc:
-            if exc.status == 404:
-                COLLECTOR.forget(namespace, name)
-                return None
-            raise
-        old_status = dict(body.get("status") or {})
-        now = datetime.now(timezone.utc)
-        try:
-            decision = decide(body, _observe(namespace, name, old_status), now, DEFAULTS)
-            for obj in decision.create:
-                k.create(obj, namespace)
-        except Exception as exc:  # never crash: report on the object and try again next time
-            logger.exception("reconcile of %s/%s failed", namespace, name)
-            status = invalid_spec_status(old_status, int(body["metadata"].get("generation") or 1), [f"reconcile error: {exc}"], now.strftime("%Y-%m-%dT%H:%M:%SZ"))
-            status["conditions"] = [dict(c, reason="ReconcileError") if c["type"] in ("Degraded", "Ready") else c for c in status["conditions"]]
-            _patch_status(k, namespace, name, old_status, status)
-            kopf.event(body, type="Warning", reason="ReconcileError", message=str(exc)[:1024])
+            return _reconcile_locked(k, namespace, name, logger)
+        finally:
+            RECONCILES.inc()
+            API_CALLS.inc(k.calls - calls_before)
+
+
+def _reconcile_locked(k: Kube, namespace: str, name: str, logger: Any) -> Optional[dict[str, Any]]:
+    """One reconcile under the object's lock: read fresh, decide, create, report."""
+    try:
+        k.calls += 1
+        body = k.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+    except k._k8s.client.exceptions.ApiException as exc:
+        if exc.status == 404:
+            COLLECTOR.forget(namespace, name)
             return None
-        for type_, reason, message in decision.events:
-            kopf.event(body, type=type_, reason=reason, message=message)
-            (logger.warning if type_ == "Warning" else logger.info)("%s: %s", reason, message)
-        _patch_status(k, namespace, name, old_status, decision.status)
-        COLLECTOR.update(namespace, name, decision.status)
-        return decision.status
+        raise
+    old_status = dict(body.get("status") or {})
+    now = datetime.now(timezone.utc)
+    try:
+        decision = decide(body, _observe(namespace, name, old_status), now, DEFAULTS)
+        for obj in decision.create:
+            k.create(obj, namespace)
+    except Exception as exc:  # never crash: report on the object and try again next time
+        logger.exception("reconcile of %s/%s failed", namespace, name)
+        status = invalid_spec_status(old_status, int(body["metadata"].get("generation") or 1), [f"reconcile error: {exc}"], now.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        status["conditions"] = [dict(c, reason="ReconcileError") if c["type"] in ("Degraded", "Ready") else c for c in status["conditions"]]
+        _patch_status(k, namespace, name, old_status, status)
+        kopf.event(body, type="Warning", reason="ReconcileError", message=str(exc)[:1024])
+        return None
+    for type_, reason, message in decision.events:
+        kopf.event(body, type=type_, reason=reason, message=message)
+        (logger.warning if type_ == "Warning" else logger.info)("%s: %s", reason, message)
+    _patch_status(k, namespace, name, old_status, decision.status)
+    COLLECTOR.update(namespace, name, decision.status)
+    return decision.status
 
 
 def _patch_status(k: Kube, namespace: str, name: str, old: dict[str, Any], new: dict[str, Any]) -> None:

@@ -12,22 +12,10 @@ import json
 import logging
 from typing import Any, Optional
 
-from .builders import StageObject
-from .children import pod_failure_reason, termination_message
+from .builders import CHILD_KINDS, StageObject, pod_selector
+from .children import pod_failure_reason, result_pod, termination_message
 
 log = logging.getLogger(__name__)
-
-CHILD_KINDS = {
-    "Job": ("batch", "v1", "jobs"),
-    "PyTorchJob": ("kubeflow.org", "v1", "pytorchjobs"),
-    "TrainJob": ("trainer.kubeflow.org", "v1alpha1", "trainjobs"),
-}
-# How each kind labels the pod whose termination message carries the stage result.
-POD_SELECTORS = {
-    "Job": "job-name={name}",
-    "PyTorchJob": "training.kubeflow.org/job-name={name},training.kubeflow.org/replica-type=master",
-    "TrainJob": "jobset.sigs.k8s.io/jobset-name={name}",
-}
 
 
 def load_client_config() -> Any:
@@ -57,12 +45,12 @@ class Kube:
     def list_children(self, namespace: str, evolution: str) -> dict[str, dict[str, Any]]:
         """Every child of the evolution, by name, across the kinds it may create."""
         found: dict[str, dict[str, Any]] = {}
-        for kind, (group, version, plural) in CHILD_KINDS.items():
+        for kind, info in CHILD_KINDS.items():
             if kind in self.missing_kinds:
                 continue
             try:
                 self.calls += 1
-                listing = self.custom.list_namespaced_custom_object(group, version, namespace, plural, label_selector=f"seas.dev/evolution={evolution}")
+                listing = self.custom.list_namespaced_custom_object(info.group, info.version, namespace, info.plural, label_selector=f"seas.dev/evolution={evolution}")
             except self._k8s.client.exceptions.ApiException as exc:
                 if exc.status == 404:  # Kubeflow not installed: nothing of that kind can exist
                     self.missing_kinds.add(kind)
@@ -77,7 +65,7 @@ class Kube:
         """Create a child; False when it already exists (it is then adopted)."""
         try:
             self.calls += 1
-            self.custom.create_namespaced_custom_object(obj.group or "batch", obj.api_version.split("/")[-1], namespace, obj.plural, obj.body)
+            self.custom.create_namespaced_custom_object(obj.group, obj.api_version.split("/")[-1], namespace, obj.plural, obj.body)
         except self._k8s.client.exceptions.ApiException as exc:
             if exc.status == 409:
                 return False
@@ -86,21 +74,15 @@ class Kube:
             raise
         return True
 
-    def pods(self, namespace: str, kind: str, child: str) -> list[dict[str, Any]]:
-        """The pods of a child, as plain dicts."""
+    def pods(self, namespace: str, child: str) -> list[dict[str, Any]]:
+        """The pods of a child (the builders label them with the child's name), as plain dicts."""
         self.calls += 1
-        response = self.core.list_namespaced_pod(namespace, label_selector=POD_SELECTORS[kind].format(name=child), _preload_content=False)
+        response = self.core.list_namespaced_pod(namespace, label_selector=pod_selector(child), _preload_content=False)
         return json.loads(response.data).get("items", [])
 
-    def result_message(self, namespace: str, kind: str, child: str) -> tuple[Optional[str], str]:
-        """(termination message of the newest pod with one, failure reason of the last failed pod)."""
-        message, reason = None, ""
-        pods = sorted(self.pods(namespace, kind, child), key=lambda p: p.get("metadata", {}).get("creationTimestamp") or "")
-        for pod in pods:
-            text = termination_message(pod)
-            if text:
-                message = text
-            why = pod_failure_reason(pod)
-            if why:
-                reason = why
-        return message, reason
+    def result_message(self, namespace: str, child: str) -> tuple[Optional[str], str]:
+        """(the result pod's termination message, why its pod failed)."""
+        pod = result_pod(self.pods(namespace, child))
+        if pod is None:
+            return None, ""
+        return termination_message(pod), pod_failure_reason(pod)

@@ -11,6 +11,7 @@ import threading
 from datetime import datetime, timezone
 from typing import Any, Iterable, Optional
 
+from prometheus_client import Counter
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
@@ -130,6 +131,9 @@ class StatusCollector(Collector):
 COLLECTOR = StatusCollector()
 REGISTRY = CollectorRegistry(auto_describe=False)
 REGISTRY.register(COLLECTOR)
+# The operator's own work (not derived from status: they restart from zero with the process).
+RECONCILES = Counter("seas_operator_reconciles", "Reconciles the operator has run.", registry=REGISTRY)
+API_CALLS = Counter("seas_operator_api_calls", "Kubernetes API calls made by the reconciler (kopf's watches, patches and events excluded).", registry=REGISTRY)
 
 
 def serve(port: int) -> None:

@@ -8,7 +8,7 @@ from typing import Optional
 
 from seas_operator.api import ModelRef
 
-from ..models import resolve_model
+from ..models import ModelError, resolve_model
 from .base import ContinuationScore, Engine, Sampling, ScoreRequest
 
 __all__ = ["Engine", "Sampling", "ScoreRequest", "ContinuationScore", "choose_engine", "open_engine"]
@@ -28,10 +28,13 @@ def open_engine(ref: ModelRef, cache: Optional[str] = None, batch_size: int = 32
     path = resolve_model(ref.model, cache)
     token = os.environ.get("HF_TOKEN") or None
     kind = choose_engine(ref.engine, torch.cuda.is_available(), importlib.util.find_spec("vllm") is not None)
-    if kind == "vllm":
-        from .vllm_engine import VllmEngine
+    try:
+        if kind == "vllm":
+            from .vllm_engine import VllmEngine
 
-        return VllmEngine(path, ref.dtype, ref.tensorParallelSize, ref.maxModelLen, seed=seed, token=token)
-    from .hf import TransformersEngine
+            return VllmEngine(path, ref.dtype, ref.tensorParallelSize, ref.maxModelLen, seed=seed, token=token)
+        from .hf import TransformersEngine
 
-    return TransformersEngine(path, ref.dtype, batch_size=batch_size, token=token)
+        return TransformersEngine(path, ref.dtype, batch_size=batch_size, token=token)
+    except OSError as exc:  # missing path, unknown hub id, gated repo without a token
+        raise ModelError(f"cannot load model {ref.model!r}: {str(exc).splitlines()[0]}") from None

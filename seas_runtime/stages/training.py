@@ -11,7 +11,7 @@ from seas_operator.api import LoraSpec, ModelRef
 
 from ..artifacts import atomic_dir
 from ..engines.hf import pick_device, pick_dtype
-from ..models import resolve_model
+from ..models import ModelError, resolve_model
 from ..progress import Progress
 
 
@@ -22,10 +22,13 @@ def load_for_training(ref: ModelRef, cache: Optional[str]):
     path = resolve_model(ref.model, cache)
     token = os.environ.get("HF_TOKEN") or None
     dtype = pick_dtype(ref.dtype, pick_device())
-    tokenizer = AutoTokenizer.from_pretrained(path, token=token)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, token=token)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, token=token)
+    except OSError as exc:
+        raise ModelError(f"cannot load model {ref.model!r}: {str(exc).splitlines()[0]}") from None
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, token=token)
     return tokenizer, model, dtype
 
 
