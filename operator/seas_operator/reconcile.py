@@ -113,20 +113,13 @@ def decide(body: dict[str, Any], observed: Observed, now: datetime, defaults: De
         return Decision(invalid_spec_status(status, generation, problems, now_s), events=events)
 
     stages: dict[str, dict[str, Any]] = status.get("stages") or {}
-    busy = any(e.get("state") in ("running", "waiting") for e in stages.values())
-
-    # A spec change takes effect at the next round boundary: the active spec is kept while stages run.
     active_doc = status.get("activeSpec")
-    if active_doc is None or (status.get("activeGeneration") != generation and not busy):
-        if active_doc is not None:
-            events.append(("Normal", "SpecApplied", f"generation {generation} takes effect from here"))
+    if active_doc is None:
         active_doc = current.spec.model_dump(mode="json")
         status["activeGeneration"] = generation
     spec = SafetyEvolutionSpec.model_validate(active_doc)
-    status["activeSpec"] = active_doc
     cycle = int(status.get("cycle") or 0)
     start_model = status.get("startModel") or spec.target.model
-    root = f"{spec.storage.mountPath.rstrip('/')}/{namespace}/{name}/c{cycle}"
     owner = Owner(name=name, namespace=namespace, uid=uid)
     create: list[StageObject] = []
     progressed = False
@@ -170,6 +163,18 @@ def decide(body: dict[str, Any], observed: Observed, now: datetime, defaults: De
             events.append(("Warning", "StageFailed", f"{label} failed {entry['failures']} times, giving up: {reason[:300]}"))
 
     done = {_key(label): _as_result(entry["result"]) for label, entry in stages.items() if entry.get("state") == "succeeded"}
+
+    # A spec change takes effect at the next round boundary: nothing running and the next
+    # stage is a round's first (or the cycle is over), so a round never mixes two specs.
+    idle = not any(e.get("state") in ("running", "waiting", "failed") for e in stages.values())
+    upcoming = next_stages(spec, done)
+    if status.get("activeGeneration") != generation and idle and all(k.stage == "attack" for k in upcoming):
+        spec = current.spec
+        status["activeGeneration"] = generation
+        events.append(("Normal", "SpecApplied", f"generation {generation} takes effect from round {upcoming[0].round if upcoming else spec.rounds}"))
+        done = {k: v for k, v in done.items() if any(k == key for key, _ in stage_graph(spec))}
+    status["activeSpec"] = spec.model_dump(mode="json")
+    root = f"{spec.storage.mountPath.rstrip('/')}/{namespace}/{name}/c{cycle}"
 
     def launch(key: StageKey, child_name: str, attempt_note: str) -> None:
         config = build_stage_config(name, spec, key, done, root, cache_dir=f"{spec.storage.mountPath.rstrip('/')}/.cache", start_model=start_model)
