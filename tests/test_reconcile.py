@@ -217,3 +217,17 @@ def test_an_invalid_spec_degrades_with_the_field_path(spec, field):
     degraded = cond(d.status, "Degraded")
     assert degraded["reason"] == "InvalidSpec" and field in degraded["message"]
     assert d.events[0][:2] == ("Warning", "InvalidSpec")
+
+
+def test_editing_the_spec_retries_a_stage_that_ran_out_of_retries():
+    status = decide(body({"retries": 0}), Observed(), NOW, DEFAULTS).status
+    children = {"demo-r0-evaluate": failed("demo-r0-evaluate")}
+    status = decide(body({"retries": 0}, status=status), Observed(children=children), NOW, DEFAULTS).status
+    assert status["phase"] == "Degraded"
+    again = decide(body({"retries": 0}, status=status), Observed(children=children), NOW + timedelta(seconds=60), DEFAULTS)
+    assert again.create == []
+    fixed = decide(body({"retries": 0, "resources": {"memory": "64Gi"}}, status=status, generation=2), Observed(children=children), NOW + timedelta(seconds=61), DEFAULTS)
+    assert [c.name for c in fixed.create] == ["demo-r0-evaluate-retry1"]
+    assert fixed.create[0].body["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"] == "64Gi"
+    assert cond(fixed.status, "Degraded")["status"] == "False"
+    assert any(e[1] == "StageRetrying" for e in fixed.events)

@@ -124,6 +124,16 @@ def decide(body: dict[str, Any], observed: Observed, now: datetime, defaults: De
     create: list[StageObject] = []
     progressed = False
 
+    # 0. An edit after a stage ran out of retries (fixing a Secret, resources or backend) retries it
+    #    at once with the new spec and a fresh retry budget.
+    exhausted = [label for label, e in stages.items() if e.get("state") == "failed"]
+    if exhausted and status.get("activeGeneration") != generation:
+        spec = current.spec
+        status["activeGeneration"] = generation
+        for label in exhausted:
+            stages[label].update(state="waiting", failures=0, retryAt=now_s)
+            events.append(("Normal", "StageRetrying", f"{label}: retrying after the spec changed (generation {generation})"))
+
     # 1. Fold in what the children report.
     for label, entry in stages.items():
         if entry.get("state") != "running":
@@ -202,7 +212,8 @@ owner, spec, key, config, name=child_name, image=spec.image or defaults.image,
             retry_at = _parse_time(entry.get("retryAt")) or now
             if retry_at <= now:
                 key = _key(label)
-                launch(key, f"{key.child_name(name, cycle)}-retry{entry['failures']}", f" (retry {entry['failures']})")
+                # Named by attempt, so retries after a spec edit never reuse an old child's name.
+                launch(key, f"{key.child_name(name, cycle)}-retry{entry['attempts']}", f" (retry {entry['attempts']})")
                 progressed = True
             else:
                 retry_wait.append((retry_at - now).total_seconds())
