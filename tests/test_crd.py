@@ -296,7 +296,7 @@ def test_schema_details(path: str, expected: dict[str, Any]):
 def test_metadata_name_rule_matches_the_api_model():
     rule = _root_schema()["x-kubernetes-validations"][0]["rule"]
     assert rule == NAME_RULE
-    assert api._DNS_LABEL.pattern in rule and "<= 40" in rule
+    assert api._DNS_LABEL.pattern in rule and f"<= {api.MAX_NAME}" in rule
 
 
 # --------------------------------------------------------------------------- documents

@@ -100,6 +100,11 @@ class TrainingSpec(_Spec):
     gradientAccumulationSteps: int = Field(1, ge=1, le=1024, description="Gradient accumulation steps.")
     maxLength: int = Field(256, ge=32, le=32768, description="Maximum prompt+completion tokens per pair.")
     maxPairs: Optional[int] = Field(256, ge=1, description="Cap on pairs per model per round; all when unset.")
+    sftWeight: float = Field(
+        0.0, ge=0.0, le=100.0,
+        description="Weight of a negative log-likelihood term on the chosen answers added to the DPO loss (RPO); "
+        "0 is plain DPO. Plain DPO can lower the rejected answers without making the chosen ones likely; small models need this.",
+    )
     lora: LoraSpec = Field(default_factory=LoraSpec, description="LoRA settings.")
     trainRedTeam: bool = Field(True, description="Train the red team on its pairs each round (SEAS); off keeps it fixed.")
     backend: Optional[Literal["pytorchjob", "trainjob", "job"]] = Field(

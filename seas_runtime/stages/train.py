@@ -43,6 +43,7 @@ def run(cfg: TrainConfig, progress: Progress) -> TrainResult:
     args = DPOConfig(
         per_device_train_batch_size=t.batchSize, gradient_accumulation_steps=t.gradientAccumulationSteps,
         num_train_epochs=t.epochs, learning_rate=t.learningRate, beta=t.beta, max_length=t.maxLength,
+        **({"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, t.sftWeight]} if t.sftWeight > 0 else {}),
         **common_args(dtype, str(Path(cfg.outputDir) / "trainer"), cfg.seed + cfg.round),
     )
     trainer = DPOTrainer(
