@@ -30,6 +30,8 @@ from typing import Any, Iterable, Optional
 
 import yaml
 
+from seas_operator.metrics import METRIC_NAMES
+
 ROOT = Path(__file__).resolve().parents[1]
 CHART = ROOT / "charts" / "seas-operator"
 TOOLS = ROOT / ".tools"
@@ -42,34 +44,8 @@ RELEASE = "seas-operator"
 NAMESPACE = "seas-system"
 
 # Every seas_* metric the operator exports (the operator's metrics contract).
-OPERATOR_METRICS = frozenset(
-    {
-        # per round: {namespace, evolution, round}
-        "seas_target_asr",
-        "seas_redteam_asr",
-        "seas_benign_refusal_rate",
-        "seas_qa_accuracy",
-        "seas_qa_perplexity",
-        "seas_qa_entropy",
-        "seas_qa_answer_probability",
-        "seas_qa_accuracy_drop",
-        "seas_gate_passed",
-        # per stage: {namespace, evolution, round, stage}
-        "seas_stage_duration_seconds",
-        "seas_stage_failures",
-        # per evolution: {namespace, evolution}
-        "seas_current_round",
-        "seas_target_asr_latest",
-        "seas_target_asr_previous",
-        "seas_qa_accuracy_drop_latest",
-        "seas_gate_max_target_asr",
-        "seas_gate_max_accuracy_drop",
-        "seas_gate_max_benign_refusal_rate",
-        "seas_last_progress_timestamp_seconds",
-        # conditions: {namespace, evolution, type}
-        "seas_condition",
-    }
-)
+# The metrics the operator exports (operator/seas_operator/metrics.py); alerts and dashboard may use only these.
+OPERATOR_METRICS = frozenset(METRIC_NAMES)
 
 _METRIC_RE = re.compile(r"(?<![A-Za-z0-9_:])seas_[a-z0-9_]+(?![A-Za-z0-9_:])")
 

@@ -9,16 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from tiny_data import head
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT / "seas_runtime" / "data"
-
-
-def _head(name: str, n: int, out: Path) -> str:
-    path = out / name
-    path.write_text("\n".join((DATA / name).read_text().splitlines()[:n]) + "\n")
-    return str(path)
 
 
 def _seas(*args: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -38,8 +32,8 @@ def test_one_real_round_then_resume(tmp_path):
             "training": {"learningRate": 1e-3, "batchSize": 2, "maxLength": 64, "maxPairs": 4},
             "pairs": {"helpfulPairs": 2},
             "evaluation": {"maxNewTokens": 12, "knowledgeContexts": ["none", "false"]},
-            "data": {"heldout": _head("heldout_adversarial.jsonl", 6, tmp_path), "benign": _head("benign.jsonl", 4, tmp_path),
-                     "knowledge": _head("knowledge_qa.jsonl", 8, tmp_path)},
+            "data": {"heldout": head("heldout_adversarial.jsonl", 6, tmp_path), "benign": head("benign.jsonl", 4, tmp_path),
+                     "knowledge": head("knowledge_qa.jsonl", 8, tmp_path)},
             "gates": {"maxTargetASR": 1.0},
         },
     }

@@ -20,17 +20,11 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from tiny_data import head
 from operator_harness import Emulator, JobController, OperatorProcess, wait_for
 
-DATA = Path(__file__).resolve().parent.parent / "seas_runtime" / "data"
-
-
-def _head(name: str, n: int, out: Path) -> str:
-    lines = (DATA / name).read_text().splitlines()[:n]
-    path = out / name
-    path.write_text("\n".join(lines) + "\n")
-    return str(path)
 
 
 @pytest.fixture()
@@ -72,10 +66,10 @@ def tiny_evolution(tmp_path: Path, name: str, cache: Path, **spec_overrides) -> 
         "pairs": {"helpfulPairs": 1},
         "evaluation": {"maxNewTokens": 12, "knowledgeContexts": ["none"]},
         "data": {
-            "heldout": _head("heldout_adversarial.jsonl", 4, data_dir),
-            "benign": _head("benign.jsonl", 3, data_dir),
-            "knowledge": _head("knowledge_qa.jsonl", 6, data_dir),
-            "helpful": _head("helpful_train.jsonl", 2, data_dir),
+            "heldout": head("heldout_adversarial.jsonl", 4, data_dir),
+            "benign": head("benign.jsonl", 3, data_dir),
+            "knowledge": head("knowledge_qa.jsonl", 6, data_dir),
+            "helpful": head("helpful_train.jsonl", 2, data_dir),
         },
         "gates": {"maxTargetASR": 1.0, "maxAccuracyDrop": 1.0, "maxBenignRefusalRate": 1.0, "maxJudgeErrorRate": 1.0},
         "retries": 2,
@@ -160,13 +154,24 @@ def test_evolution_runs_to_ready_through_failures_and_a_restart(emulator, tmp_pa
     assert op_metrics
     from helm_tools import metric_names_used
 
-    exported = set(re.findall(r"^(seas_[a-z_]+)\{", op_metrics, re.M))
-    used = metric_names_used()
-    assert used - exported == set() or used - exported <= {"seas_target_asr_previous"}, used - exported
-    asr = re.search(r'^seas_target_asr\{namespace="default",evolution="demo",round="1"\} (\S+)$', op_metrics, re.M)
-    assert asr and float(asr.group(1)) == pytest.approx(status["rounds"][1]["targetASR"])
-    assert re.search(r'^seas_condition\{namespace="default",evolution="demo",type="Ready"\} 1\.0$', op_metrics, re.M)
-    assert re.search(r'^seas_stage_failures\{namespace="default",evolution="demo",round="1",stage="attack"\} 2\.0$', op_metrics, re.M)
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in text_string_to_metric_families(op_metrics) for s in f.samples}
+    exported = {name for name, _ in samples}
+    # Every metric the alerts and the dashboard query is exported (the previous-round ASR and the
+    # gate thresholds included: two rounds are evaluated and all three gates are set).
+    assert metric_names_used() <= exported, metric_names_used() - exported
+    demo = (("evolution", "demo"), ("namespace", "default"))
+
+    def value(name: str, **labels: str) -> float:
+        return samples[(name, tuple(sorted(demo + tuple(labels.items()))))]
+
+    assert value("seas_target_asr", round="1") == pytest.approx(status["rounds"][1]["targetASR"])
+    assert value("seas_target_asr_previous") == pytest.approx(status["rounds"][0]["targetASR"])
+    assert value("seas_qa_accuracy", round="0") == pytest.approx(status["rounds"][0]["qaAccuracy"])
+    assert value("seas_condition", type="Ready") == 1.0
+    assert value("seas_condition", type="Degraded") == 0.0
+    assert value("seas_stage_failures", round="1", stage="attack") == 2.0
+    assert value("seas_gate_passed", round="1") == 1.0
+    assert value("seas_current_round") == 1.0
 
 
 def test_a_stage_that_keeps_failing_degrades_the_evolution(emulator, operator, tmp_path):
