@@ -79,7 +79,7 @@ def plot(report: dict[str, Any], path: Path) -> Path:
     ax.set_xticks(xs)
     ax.set_title(f"SEAS: {report['evolution']}")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="center left")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.png")
