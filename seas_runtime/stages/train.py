@@ -24,21 +24,42 @@ def conversational(row: dict) -> dict:
     }
 
 
+MIN_COMPLETION_TOKENS = 8
+
+
+def fitting(rows: list[dict], tokenizer, max_length: int) -> list[dict]:
+    """The pairs whose prompt leaves room for an answer within ``max_length`` tokens.
+
+    TRL would truncate the others to nothing and drop them, and fail outright when none are left.
+    """
+    kept = []
+    for row in rows:
+        prompt = tokenizer.apply_chat_template(conversational(row)["prompt"], tokenize=False, add_generation_prompt=True)
+        if len(tokenizer(prompt, add_special_tokens=False)["input_ids"]) + MIN_COMPLETION_TOKENS <= max_length:
+            kept.append(row)
+    if len(kept) < len(rows):
+        log.warning("%d of %d pairs have prompts too long for maxLength %d and are skipped", len(rows) - len(kept), len(rows), max_length)
+    return kept
+
+
 def run(cfg: TrainConfig, progress: Progress) -> TrainResult:
     started = time.monotonic()
     try:
         rows = read_jsonl(cfg.pairsFile)
     except OSError as exc:
         raise DataError(f"{cfg.pairsFile}: cannot read pairs: {exc.strerror or exc}") from None
+    tokenizer = model = dtype = None
+    if rows:
+        tokenizer, model, dtype = load_for_training(cfg.model, cfg.cacheDir)
+        rows = fitting(rows, tokenizer, cfg.training.maxLength)
     if not rows:
-        log.warning("no pairs for %s in round %d: the model carries over untrained", cfg.stage, cfg.round)
+        log.warning("no pairs fit for %s in round %d: the model carries over untrained", cfg.stage, cfg.round)
         progress.task("dpo", 1)(1)
         return TrainResult(stage=cfg.stage, round=cfg.round, model=cfg.model.model, trained=False, pairs=0)
 
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
-    tokenizer, model, dtype = load_for_training(cfg.model, cfg.cacheDir)
     t = cfg.training
     args = DPOConfig(
         per_device_train_batch_size=t.batchSize, gradient_accumulation_steps=t.gradientAccumulationSteps,
