@@ -10,7 +10,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
 import yaml
 
 from helm_tools import CHART, OPERATOR_METRICS, ROOT, metric_names, metric_names_used, promtool, rendered_rule_groups, rule_exprs

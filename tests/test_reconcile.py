@@ -119,7 +119,6 @@ def test_a_round_that_fails_its_gates_sets_safety_regressed_and_is_not_promoted(
 
 
 def test_training_runs_red_team_and_target_in_parallel():
-    status = {}
     obj = body()
     children, messages = {"demo-r0-evaluate": complete("demo-r0-evaluate")}, {"demo-r0-evaluate": evaluate_result(0, 0.8)}
     d = decide(obj, Observed(), NOW, DEFAULTS)

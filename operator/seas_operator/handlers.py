@@ -18,7 +18,7 @@ import kopf
 from .api import GROUP, PLURAL, VERSION
 from .children import child_state
 from .kube import Kube, load_client_config
-from .metrics import API_CALLS, COLLECTOR, RECONCILES, serve
+from .metrics import COLLECTOR, RECONCILES, serve
 from .patching import merge_patch
 from .reconcile import Defaults, Observed, decide, invalid_spec_status
 
@@ -72,18 +72,16 @@ def reconcile(namespace: str, name: str, logger: Any = log) -> Optional[dict[str
     """Read the object fresh, decide, create children, post events, patch status."""
     k = kube()
     with _LOCKS[(namespace, name)]:
-        calls_before = k.calls
         try:
             return _reconcile_locked(k, namespace, name, logger)
         finally:
             RECONCILES.inc()
-            API_CALLS.inc(k.calls - calls_before)
 
 
 def _reconcile_locked(k: Kube, namespace: str, name: str, logger: Any) -> Optional[dict[str, Any]]:
     """One reconcile under the object's lock: read fresh, decide, create, report."""
     try:
-        k.calls += 1
+        k.count_call()
         body = k.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
     except k._k8s.client.exceptions.ApiException as exc:
         if exc.status == 404:
@@ -105,7 +103,7 @@ def _reconcile_locked(k: Kube, namespace: str, name: str, logger: Any) -> Option
         return None
     for type_, reason, message in decision.events:
         kopf.event(body, type=type_, reason=reason, message=message)
-        (logger.warning if type_ == "Warning" else logger.info)("%s: %s", reason, message)
+        (log.warning if type_ == "Warning" else log.info)("%s/%s %s: %s", namespace, name, reason, message)
     _patch_status(k, namespace, name, old_status, decision.status)
     COLLECTOR.update(namespace, name, decision.status)
     return decision.status
@@ -115,7 +113,7 @@ def _patch_status(k: Kube, namespace: str, name: str, old: dict[str, Any], new: 
     old = {key: value for key, value in old.items() if key != "kopf"}
     patch = merge_patch(old, new)
     if patch:
-        k.calls += 1
+        k.count_call()
         k.custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, PLURAL, name, {"status": patch})
 
 

@@ -14,6 +14,7 @@ from typing import Any, Optional
 
 from .builders import CHILD_KINDS, StageObject, pod_selector
 from .children import pod_failure_reason, result_pod, termination_message
+from .metrics import API_CALLS
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,9 @@ class Kube:
         self.custom = kubernetes.client.CustomObjectsApi(api_client)
         self.core = kubernetes.client.CoreV1Api(api_client)
         self.missing_kinds: set[str] = set()
-        self.calls = 0
+
+    def count_call(self) -> None:
+        API_CALLS.inc()  # thread-safe; reconciles run concurrently in kopf's thread pool
 
     def list_children(self, namespace: str, evolution: str) -> dict[str, dict[str, Any]]:
         """Every child of the evolution, by name, across the kinds it may create."""
@@ -49,7 +52,7 @@ class Kube:
             if kind in self.missing_kinds:
                 continue
             try:
-                self.calls += 1
+                self.count_call()
                 listing = self.custom.list_namespaced_custom_object(info.group, info.version, namespace, info.plural, label_selector=f"seas.dev/evolution={evolution}")
             except self._k8s.client.exceptions.ApiException as exc:
                 if exc.status == 404:  # Kubeflow not installed: nothing of that kind can exist
@@ -64,7 +67,7 @@ class Kube:
     def create(self, obj: StageObject, namespace: str) -> bool:
         """Create a child; False when it already exists (it is then adopted)."""
         try:
-            self.calls += 1
+            self.count_call()
             self.custom.create_namespaced_custom_object(obj.group, obj.api_version.split("/")[-1], namespace, obj.plural, obj.body)
         except self._k8s.client.exceptions.ApiException as exc:
             if exc.status == 409:
@@ -76,7 +79,7 @@ class Kube:
 
     def pods(self, namespace: str, child: str) -> list[dict[str, Any]]:
         """The pods of a child (the builders label them with the child's name), as plain dicts."""
-        self.calls += 1
+        self.count_call()
         response = self.core.list_namespaced_pod(namespace, label_selector=pod_selector(child), _preload_content=False)
         return json.loads(response.data).get("items", [])
 

@@ -15,6 +15,8 @@ def run_operator(args: argparse.Namespace) -> int:
     from . import handlers  # noqa: F401  (registers the handlers)
 
     logging.basicConfig(level=os.environ.get("SEAS_LOG_LEVEL", "INFO").upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # kopf logs every handler run at INFO ("Timer 'on_timer' succeeded"); our own log says what happened.
+    logging.getLogger("kopf.objects").setLevel(max(logging.WARNING, logging.getLogger().level))
     namespaces = args.namespace or []
     kopf.run(
         standalone=True,

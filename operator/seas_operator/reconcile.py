@@ -25,7 +25,6 @@ from .planner import StageKey, current_stage, is_complete, next_stages, stage_gr
 from .rounds import promoted_model, round_summaries
 from .stage_configs import build_stage_config
 
-TRAIN_KINDS = {"pytorchjob": "PyTorchJob", "trainjob": "TrainJob", "job": "Job"}
 
 
 @dataclass(frozen=True)
@@ -329,4 +328,4 @@ def _status_round(summary: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-__all__ = ["Defaults", "Observed", "Decision", "decide", "TRAIN_KINDS", "stage_graph"]
+__all__ = ["Defaults", "Observed", "Decision", "decide"]
