@@ -106,10 +106,10 @@ def decide(body: dict[str, Any], observed: Observed, now: datetime, defaults: De
     try:
         current = SafetyEvolution.model_validate({"apiVersion": API_VERSION, "kind": KIND, "metadata": meta, "spec": body.get("spec")})
     except ValidationError as exc:
-        problems = validation_problems(exc)
-        if status.get("message") != invalid_spec_status(status, generation, problems, now_s)["message"]:
-            events.append(("Warning", "InvalidSpec", "; ".join(problems)[:1024]))
-        return Decision(invalid_spec_status(status, generation, problems, now_s), events=events)
+        invalid = invalid_spec_status(status, generation, validation_problems(exc), now_s)
+        if status.get("message") != invalid["message"]:  # one Event per distinct problem, not per reconcile
+            events.append(("Warning", "InvalidSpec", invalid["message"]))
+        return Decision(invalid, events=events)
 
     stages: dict[str, dict[str, Any]] = status.get("stages") or {}
     active_doc = status.get("activeSpec")

@@ -129,7 +129,8 @@ class TransformersEngine(Engine):
         return [results[i] for i in range(len(rows))]
 
     def close(self) -> None:
-        del self.model
+        # The body and head are views into the model: drop them too or the weights stay alive.
+        del self.model, self._body, self._head
         import gc
 
         gc.collect()
