@@ -15,33 +15,35 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from .api import SafetyEvolution
 from .loading import SpecError, load_evolution
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 
-def _print_spec_error(error: SpecError) -> None:
-    print(f"seas: {error.source} is not a valid SafetyEvolution:", file=sys.stderr)
-    for problem in error.problems:
-        print(f"  - {problem}", file=sys.stderr)
+def _load(path: str) -> Optional[SafetyEvolution]:
+    """The evolution in ``path``, or None after printing one line per problem."""
+    try:
+        return load_evolution(path)
+    except SpecError as error:
+        print(f"seas: {error.source} is not a valid SafetyEvolution:", file=sys.stderr)
+        for problem in error.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return None
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    try:
-        evolution = load_evolution(args.file)
-    except SpecError as exc:
-        _print_spec_error(exc)
+    evolution = _load(args.file)
+    if evolution is None:
         return EXIT_USAGE
     print(f"{args.file}: SafetyEvolution {evolution.metadata.name!r} is valid ({evolution.spec.rounds} rounds)")
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    try:
-        evolution = load_evolution(args.file)
-    except SpecError as exc:
-        _print_spec_error(exc)
+    evolution = _load(args.file)
+    if evolution is None:
         return EXIT_USAGE
     from .local_executor import StageFailed, run_local, summarize
     from .report import write_report

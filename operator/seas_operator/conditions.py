@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime, timezone
+from typing import Any, Optional
 
 CONDITION_TYPES = ("Ready", "Progressing", "Degraded", "SafetyRegressed")
+
+
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"  # RFC 3339 in UTC, as Kubernetes writes status times
+
+
+def format_time(moment: datetime) -> str:
+    """A status timestamp."""
+    return moment.astimezone(timezone.utc).strftime(TIME_FORMAT)
+
+
+def parse_time(value: Optional[str]) -> Optional[datetime]:
+    """A status timestamp back as an aware datetime; None for an empty value."""
+    if not value:
+        return None
+    return datetime.strptime(value, TIME_FORMAT).replace(tzinfo=timezone.utc)
 
 
 def set_condition(conditions: list[dict[str, Any]], type_: str, status: bool, reason: str, message: str, now: str, generation: int) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ import kopf
 
 from .api import GROUP, PLURAL, VERSION
 from .children import child_state
+from .conditions import format_time
 from .kube import Kube, load_client_config
 from .metrics import COLLECTOR, RECONCILES, serve
 from .patching import merge_patch
@@ -96,7 +97,7 @@ def _reconcile_locked(k: Kube, namespace: str, name: str, logger: Any) -> Option
             k.create(obj, namespace)
     except Exception as exc:  # never crash: report on the object and try again next time
         logger.exception("reconcile of %s/%s failed", namespace, name)
-        status = invalid_spec_status(old_status, int(body["metadata"].get("generation") or 1), [f"reconcile error: {exc}"], now.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        status = invalid_spec_status(old_status, int(body["metadata"].get("generation") or 1), [f"reconcile error: {exc}"], format_time(now))
         status["conditions"] = [dict(c, reason="ReconcileError") if c["type"] in ("Degraded", "Ready") else c for c in status["conditions"]]
         _patch_status(k, namespace, name, old_status, status)
         kopf.event(body, type="Warning", reason="ReconcileError", message=str(exc)[:1024])

@@ -9,14 +9,11 @@ alike, and nothing is lost to client-side model conversion.
 from __future__ import annotations
 
 import json
-import logging
 from typing import Any, Optional
 
 from .builders import CHILD_KINDS, StageObject, pod_selector
 from .children import pod_failure_reason, result_pod, termination_message
 from .metrics import API_CALLS
-
-log = logging.getLogger(__name__)
 
 
 def load_client_config() -> Any:
@@ -37,7 +34,6 @@ class Kube:
         import kubernetes
 
         self._k8s = kubernetes
-        self.api = api_client
         self.custom = kubernetes.client.CustomObjectsApi(api_client)
         self.core = kubernetes.client.CoreV1Api(api_client)
         self.missing_kinds: set[str] = set()

@@ -122,7 +122,6 @@ def run_local(
     runtime = runtime or [sys.executable, "-m", "seas_runtime.cli"]
     spec, name = evolution.spec, evolution.metadata.name
     out = out.resolve()
-    cache = None  # embedded models are cached per user ($SEAS_CACHE_DIR or ~/.cache/seas), shared by runs
     done: dict[StageKey, object] = {}
     bars = Bars(len(stage_graph(spec)), show_progress)
     try:
@@ -131,7 +130,7 @@ def run_local(
             if not ready:
                 break
             for key in ready:
-                config = build_stage_config(name, spec, key, done, str(out), cache)
+                config = build_stage_config(name, spec, key, done, str(out))  # embedded models cache per user, shared by runs
                 directory = Path(stage_dir(str(out), key))
                 bars.stage(key.label)
                 result = previous_result(directory, config)

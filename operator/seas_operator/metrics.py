@@ -8,12 +8,13 @@ soon as its resume handlers have read each object.
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timezone
 from typing import Any, Iterable, Optional
 
 from prometheus_client import Counter
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
+
+from .conditions import parse_time
 
 ROUND_METRICS = {
     "seas_target_asr": ("targetASR", "Held-out attack success rate against the target, per round."),
@@ -47,9 +48,8 @@ METRIC_NAMES = (
 
 
 def _time(value: Optional[str]) -> Optional[float]:
-    if not value:
-        return None
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc).timestamp()
+    moment = parse_time(value)
+    return None if moment is None else moment.timestamp()
 
 
 def families(statuses: dict[tuple[str, str], dict[str, Any]]) -> list[GaugeMetricFamily]:

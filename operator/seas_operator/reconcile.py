@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, Optional
 
 from pydantic import ValidationError
@@ -19,12 +19,11 @@ from pydantic import ValidationError
 from .api import API_VERSION, KIND, SafetyEvolution, SafetyEvolutionSpec
 from .builders import Owner, StageObject, build_stage_object, training_backend
 from .children import child_state
-from .conditions import ordered, set_condition
+from .conditions import format_time, ordered, parse_time, set_condition
 from .loading import validation_problems
 from .planner import StageKey, current_stage, is_complete, next_stages, stage_graph
 from .rounds import promoted_model, round_summaries
 from .stage_configs import build_stage_config
-
 
 
 @dataclass(frozen=True)
@@ -53,16 +52,6 @@ class Decision:
     create: list[StageObject] = field(default_factory=list)
     events: list[tuple[str, str, str]] = field(default_factory=list)  # (Normal|Warning, reason, message)
     requeue_after: Optional[float] = None
-
-
-def _iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _parse_time(value: Optional[str]) -> Optional[datetime]:
-    if not value:
-        return None
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
 
 
 def _key(label: str) -> StageKey:
@@ -100,7 +89,7 @@ def decide(body: dict[str, Any], observed: Observed, now: datetime, defaults: De
     generation = int(meta.get("generation") or 1)
     status: dict[str, Any] = copy.deepcopy(body.get("status") or {})
     status.pop("kopf", None)
-    now_s = _iso(now)
+    now_s = format_time(now)
     events: list[tuple[str, str, str]] = []
 
     try:
@@ -165,8 +154,8 @@ def decide(body: dict[str, Any], observed: Observed, now: datetime, defaults: De
         progressed = True
         if entry["failures"] <= spec.retries:
             retry_at = now + timedelta(seconds=_backoff(entry["failures"], defaults))
-            entry.update(state="waiting", retryAt=_iso(retry_at))
-            events.append(("Warning", "StageFailed", f"{label} failed ({reason[:300]}); retry {entry['failures']}/{spec.retries} at {_iso(retry_at)}"))
+            entry.update(state="waiting", retryAt=format_time(retry_at))
+            events.append(("Warning", "StageFailed", f"{label} failed ({reason[:300]}); retry {entry['failures']}/{spec.retries} at {format_time(retry_at)}"))
         else:
             entry["state"] = "failed"
             events.append(("Warning", "StageFailed", f"{label} failed {entry['failures']} times, giving up: {reason[:300]}"))
@@ -185,16 +174,16 @@ def decide(body: dict[str, Any], observed: Observed, now: datetime, defaults: De
     status["activeSpec"] = spec.model_dump(mode="json")
     root = f"{spec.storage.mountPath.rstrip('/')}/{namespace}/{name}/c{cycle}"
 
-    def launch(key: StageKey, child_name: str, attempt_note: str) -> None:
+    def launch(key: StageKey, child_name: str, attempt_note: str, new_attempt: bool = True) -> None:
         config = build_stage_config(name, spec, key, done, root, cache_dir=f"{spec.storage.mountPath.rstrip('/')}/.cache", start_model=start_model)
         backend = training_backend(spec, defaults.backend)
-        obj = build_stage_object(  # ValueError (a spec the builder cannot honour) degrades the evolution in the shell
-owner, spec, key, config, name=child_name, image=spec.image or defaults.image,
+        # A ValueError here (a spec the builder cannot honour) degrades the evolution in the shell.
+        obj = build_stage_object(owner, spec, key, config, name=child_name, image=spec.image or defaults.image,
                                  pvc=spec.storage.pvc or defaults.pvc, backend=backend, cycle=cycle)
         entry = stages.setdefault(key.label, {"attempts": 0, "failures": 0})
         entry.update(state="running", child=child_name, kind=obj.kind, startedAt=now_s, reason=entry.get("reason", ""))
         entry.pop("retryAt", None)
-        entry["attempts"] = int(entry.get("attempts") or 0) + 1
+        entry["attempts"] = int(entry.get("attempts") or 0) + int(new_attempt)
         if child_name in observed.children:
             events.append(("Normal", "StageAdopted", f"{key.label}: adopted existing {obj.kind} {child_name}"))
         else:
@@ -208,7 +197,7 @@ owner, spec, key, config, name=child_name, image=spec.image or defaults.image,
         for label, entry in stages.items():
             if entry.get("state") != "waiting":
                 continue
-            retry_at = _parse_time(entry.get("retryAt")) or now
+            retry_at = parse_time(entry.get("retryAt")) or now
             if retry_at <= now:
                 key = _key(label)
                 # Named by attempt, so retries after a spec edit never reuse an old child's name.
@@ -219,10 +208,8 @@ owner, spec, key, config, name=child_name, image=spec.image or defaults.image,
         # 3. Children that vanished while running are recreated under the same name.
         for label, entry in stages.items():
             if entry.get("state") == "running" and entry["child"] not in observed.children and not any(o.name == entry["child"] for o in create):
-                if entry.get("startedAt") != now_s:
-                    key = _key(label)
-                    entry["attempts"] = int(entry.get("attempts") or 0) - 1
-                    launch(key, entry["child"], " (recreated: it was missing)")
+                if entry.get("startedAt") != now_s:  # launched in an earlier reconcile, so not just unlisted yet
+                    launch(_key(label), entry["child"], " (recreated: it was missing)", new_attempt=False)
         # 4. Whatever the planner says is next.
         running = {_key(label) for label, e in stages.items() if e.get("state") in ("running", "waiting")}
         for key in next_stages(spec, done, running):
@@ -278,12 +265,12 @@ owner, spec, key, config, name=child_name, image=spec.image or defaults.image,
     if complete and not failed and spec.schedule and not suspended:
         from croniter import croniter
 
-        finished = max((_parse_time(e.get("finishedAt")) or now for e in stages.values()), default=now)
+        finished = max((parse_time(e.get("finishedAt")) or now for e in stages.values()), default=now)
         due = croniter(spec.schedule, finished).get_next(datetime)
-        status["nextScheduleTime"] = _iso(due)
+        status["nextScheduleTime"] = format_time(due)
         if due <= now:
             history = list(status.get("history") or [])[-9:]
-            history.append({"cycle": cycle, "promotedModel": promoted, "finishedAt": _iso(finished),
+            history.append({"cycle": cycle, "promotedModel": promoted, "finishedAt": format_time(finished),
                             "rounds": [{"round": s["round"], "targetASR": s["target_asr"]} for s in summaries]})
             status.update(history=history, cycle=cycle + 1, startModel=promoted, stages={}, rounds=[], activeSpec=None)
             status.pop("nextScheduleTime", None)
