@@ -25,7 +25,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 benchmark: $(STAMP)
-	$(PY) benchmarks/generation.py
+	$(PY) -m benchmarks.generation
 
 clean:
 	rm -rf $(VENV) runs .tools

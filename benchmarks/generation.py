@@ -3,7 +3,7 @@
 Same model, same prompts (red-team instructions built from the shipped seeds),
 same sampling. Prints prompts per second for both paths and the ratio.
 
-    .venv/bin/python benchmarks/generation.py [--prompts 32] [--batch-size 32] [--max-new-tokens 48]
+    .venv/bin/python -m benchmarks.generation [--prompts 32] [--batch-size 32] [--max-new-tokens 48]
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from __future__ import annotations
 import argparse
 import time
 
-from seas_operator.api import EMBEDDED_MODEL, ModelRef
 from seas_runtime import data
 from seas_runtime.engines import Sampling, open_engine
-from seas_runtime.prompts import redteam_instruction
+from seas_runtime.redteam import redteam_instruction
+from seas_runtime.settings import EMBEDDED_MODEL, ModelRef
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ and CPU, the emulator's CPU, reconciles per second, and API requests per
 reconcile (the reconciler's own calls, and all requests the emulator served:
 those plus kopf's watches, annotation and status patches and Events).
 
-    .venv/bin/python benchmarks/operator_scale.py [--count 200] [--window 120] [--interval 30]
+    .venv/bin/python -m benchmarks.operator_scale [--count 200] [--window 120] [--interval 30]
 """
 
 from __future__ import annotations
@@ -15,14 +15,11 @@ import argparse
 import json
 import os
 import re
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-from operator_harness import Emulator, OperatorProcess  # noqa: E402
+from tests.helpers.operator_harness import Emulator, OperatorProcess
 
 
 def rss_mib(pid: int) -> float:

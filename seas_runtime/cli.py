@@ -21,10 +21,13 @@ from typing import Optional, Sequence
 from pydantic import ValidationError
 
 from .artifacts import write_text
-from .contract import STAGES, dump_result, parse_stage_config
+from .contract import Stage, dump_result, parse_stage_config
 from .data import DataError
 from .models import ModelError
+from .layout import RESULT_FILE
+from .problems import validation_problems
 from .progress import Progress
+from .stages import recipe
 
 log = logging.getLogger("seas_runtime")
 
@@ -32,24 +35,9 @@ EXIT_CONFIG = 2
 EXIT_INPUT = 3
 
 
-def _stage_module(stage: str):
-    from .stages import attack, evaluate, initialize, pairs, train
-
-    return {"initialize": initialize, "attack": attack, "pairs": pairs, "train-target": train, "train-redteam": train, "evaluate": evaluate}[stage]
-
-
-def format_validation_error(error: ValidationError) -> list[str]:
-    """One line per problem, naming the field path."""
-    lines = []
-    for item in error.errors():
-        path = ".".join(str(part) for part in item["loc"]) or "(top level)"
-        lines.append(f"{path}: {item['msg']}")
-    return lines
-
-
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="seas-runtime", description="Run one SEAS stage.")
-    parser.add_argument("stage", choices=STAGES)
+    parser.add_argument("stage", choices=[str(s) for s in Stage])
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--config", help="stage config JSON file")
     source.add_argument("--config-env", metavar="VAR", help="read the stage config JSON from this environment variable (Kubernetes Jobs)")
@@ -73,7 +61,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_CONFIG
     except ValidationError as exc:
         print(f"seas-runtime: invalid stage config {where}:", file=sys.stderr)
-        for line in format_validation_error(exc):
+        for line in validation_problems(exc):
             print(f"  {line}", file=sys.stderr)
         return EXIT_CONFIG
     if cfg.stage != args.stage:
@@ -81,12 +69,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_CONFIG
 
     try:
-        result = _stage_module(cfg.stage).run(cfg, Progress())
+        result = recipe(cfg.stage).run(cfg, Progress())
     except (DataError, ModelError) as exc:
         print(f"seas-runtime: {cfg.stage} failed: {exc}", file=sys.stderr)
         return EXIT_INPUT
     text = dump_result(result)
-    write_text(Path(cfg.outputDir) / "result.json", text + "\n")
+    write_text(Path(cfg.outputDir) / RESULT_FILE, text + "\n")
     if args.termination_log:
         # The kubelet mounts this one file; a temp-and-rename beside it is impossible.
         Path(args.termination_log).write_text(text, encoding="utf-8")

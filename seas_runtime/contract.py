@@ -1,38 +1,77 @@
-"""The stage contract: JSON configs in, small JSON results out.
+"""The stage contract: a typed JSON config in, a small typed JSON result out.
 
-The control plane (``seas run``'s local executor and the operator's Jobs) writes
+The control plane (``seas run``'s local executor and the operator's Jobs) builds
 a stage config, runs ``seas-runtime <stage> --config FILE``, and reads back a
-result small enough for a container termination message (4 KiB).
+result small enough for a container termination message (4 KiB). Both halves
+use these models and nothing else: configs are built as models and dumped, and
+a result is parsed once into its model and read as such everywhere.
 """
 
 from __future__ import annotations
 
-import json
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import Annotated, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from seas_operator.api import (
-    AttackSpec,
-    ClassifierSpec,
-    DataSpec,
-    EvaluationSpec,
-    InitializationSpec,
-    ModelRef,
-    PairsSpec,
-    TrainingSpec,
-)
+from .settings import AttackSpec, ClassifierSpec, DataSpec, EvaluationSpec, InitializationSpec, ModelRef, PairsSpec, TrainingSpec
 
 MAX_RESULT_BYTES = 4096
-STAGES = ("initialize", "attack", "pairs", "train-target", "train-redteam", "evaluate")
-StageName = Literal["initialize", "attack", "pairs", "train-target", "train-redteam", "evaluate"]
+
+
+class Stage(StrEnum):
+    """The stages of a SEAS cycle, in execution order."""
+
+    INITIALIZE = "initialize"
+    ATTACK = "attack"
+    PAIRS = "pairs"
+    TRAIN_TARGET = "train-target"
+    TRAIN_REDTEAM = "train-redteam"
+    EVALUATE = "evaluate"
+
+
+TRAIN_STAGES = (Stage.TRAIN_TARGET, Stage.TRAIN_REDTEAM)
+
+
+@dataclass(frozen=True, order=True)
+class StageKey:
+    """One stage of one round; its label ``r<round>/<stage>`` keys status entries and artifact folders."""
+
+    round: int
+    stage: Stage
+
+    @property
+    def label(self) -> str:
+        return f"r{self.round}/{self.stage}"
+
+    @classmethod
+    def from_label(cls, label: str) -> StageKey:
+        """The key a :attr:`label` names (raises ValueError on anything else)."""
+        round_part, _, stage = label.partition("/")
+        if not round_part.startswith("r") or not round_part[1:].isdigit():
+            raise ValueError(f"not a stage label: {label!r}")
+        return cls(int(round_part[1:]), Stage(stage))
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class StageBase(_Strict):
+class _Keyed(_Strict):
+    """A config or result of one stage of one round (its subclasses declare ``stage``)."""
+
+    round: int
+
+    @property
+    def key(self) -> StageKey:
+        return StageKey(self.round, Stage(getattr(self, "stage")))
+
+
+# --- configs -----------------------------------------------------------------------
+
+
+class StageBase(_Keyed):
     evolution: str
     round: int = Field(ge=0)
     outputDir: str = Field(description="Directory this stage owns; artifacts and result.json go here.")
@@ -41,7 +80,7 @@ class StageBase(_Strict):
 
 
 class InitializeConfig(StageBase):
-    stage: Literal["initialize"] = "initialize"
+    stage: Literal[Stage.INITIALIZE] = Stage.INITIALIZE
     redTeam: ModelRef
     seeds: Optional[str] = None
     initialization: InitializationSpec
@@ -49,7 +88,7 @@ class InitializeConfig(StageBase):
 
 
 class AttackConfig(StageBase):
-    stage: Literal["attack"] = "attack"
+    stage: Literal[Stage.ATTACK] = Stage.ATTACK
     target: ModelRef
     redTeam: ModelRef
     classifier: ClassifierSpec
@@ -58,7 +97,7 @@ class AttackConfig(StageBase):
 
 
 class PairsConfig(StageBase):
-    stage: Literal["pairs"] = "pairs"
+    stage: Literal[Stage.PAIRS] = Stage.PAIRS
     records: str
     pairs: PairsSpec
     maxPairs: Optional[int] = None
@@ -66,14 +105,14 @@ class PairsConfig(StageBase):
 
 
 class TrainConfig(StageBase):
-    stage: Literal["train-target", "train-redteam"]
+    stage: Literal[Stage.TRAIN_TARGET, Stage.TRAIN_REDTEAM]
     model: ModelRef
     pairsFile: str
     training: TrainingSpec
 
 
 class EvaluateConfig(StageBase):
-    stage: Literal["evaluate"] = "evaluate"
+    stage: Literal[Stage.EVALUATE] = Stage.EVALUATE
     target: ModelRef
     redTeam: Optional[ModelRef] = None
     baselineTarget: ModelRef = Field(description="The fixed round-0 target the red team is measured against.")
@@ -83,15 +122,21 @@ class EvaluateConfig(StageBase):
     data: DataSpec
 
 
-StageConfig = Annotated[
-    Union[InitializeConfig, AttackConfig, PairsConfig, TrainConfig, EvaluateConfig], Field(discriminator="stage")
-]
-_CONFIG = TypeAdapter(StageConfig)
+StageConfig = Union[InitializeConfig, AttackConfig, PairsConfig, TrainConfig, EvaluateConfig]
+_CONFIG: TypeAdapter[StageConfig] = TypeAdapter(Annotated[StageConfig, Field(discriminator="stage")])
 
 
-def parse_stage_config(text: str) -> InitializeConfig | AttackConfig | PairsConfig | TrainConfig | EvaluateConfig:
+def parse_stage_config(text: str | bytes) -> StageConfig:
     """Parse a stage config from JSON text (raises pydantic.ValidationError)."""
     return _CONFIG.validate_json(text)
+
+
+def dump_stage_config(config: StageConfig) -> dict:
+    """A config as plain JSON data (what ``config.json`` and the Job's env hold)."""
+    return config.model_dump(mode="json")
+
+
+# --- results -----------------------------------------------------------------------
 
 
 class JudgeInfo(_Strict):
@@ -107,30 +152,29 @@ class VerdictCounts(_Strict):
     error: int = 0
 
 
-class ResultBase(_Strict):
-    round: int
+class ResultBase(_Keyed):
     seconds: float = 0.0
 
 
 class InitializeResult(ResultBase):
-    stage: Literal["initialize"] = "initialize"
+    stage: Literal[Stage.INITIALIZE] = Stage.INITIALIZE
     model: str
     examples: int
     loss: Optional[float] = None
 
 
 class AttackResult(ResultBase):
-    stage: Literal["attack"] = "attack"
+    stage: Literal[Stage.ATTACK] = Stage.ATTACK
     records: str
     prompts: int
     responses: int
     counts: VerdictCounts
-    asr: Optional[float]
+    asr: Optional[float] = None  # None when nothing could be judged
     judge: JudgeInfo
 
 
 class PairsResult(ResultBase):
-    stage: Literal["pairs"] = "pairs"
+    stage: Literal[Stage.PAIRS] = Stage.PAIRS
     target: int
     redteam: int
     helpful: int = 0
@@ -140,7 +184,7 @@ class PairsResult(ResultBase):
 
 
 class TrainResult(ResultBase):
-    stage: Literal["train-target", "train-redteam"]
+    stage: Literal[Stage.TRAIN_TARGET, Stage.TRAIN_REDTEAM]
     model: str = Field(description="Model to use after this stage: the trained one, or the input when nothing was trained.")
     trained: bool
     pairs: int
@@ -157,8 +201,8 @@ class KnowledgeFigures(_Strict):
 
 
 class EvaluateResult(ResultBase):
-    stage: Literal["evaluate"] = "evaluate"
-    targetASR: Optional[float]
+    stage: Literal[Stage.EVALUATE] = Stage.EVALUATE
+    targetASR: Optional[float] = None  # None when nothing could be judged; never passes a gate
     targetCounts: VerdictCounts
     byCategory: dict[str, float] = Field(default_factory=dict)
     byStyle: dict[str, float] = Field(default_factory=dict)
@@ -172,25 +216,19 @@ class EvaluateResult(ResultBase):
     records: str
 
 
-StageResult = Annotated[
-    Union[InitializeResult, AttackResult, PairsResult, TrainResult, EvaluateResult], Field(discriminator="stage")
-]
-_RESULT = TypeAdapter(StageResult)
+StageResult = Union[InitializeResult, AttackResult, PairsResult, TrainResult, EvaluateResult]
+StageResultField = Annotated[StageResult, Field(discriminator="stage")]
+_RESULT: TypeAdapter[StageResult] = TypeAdapter(StageResultField)
 
 
-def parse_stage_result(text: str | bytes) -> InitializeResult | AttackResult | PairsResult | TrainResult | EvaluateResult:
-    """Parse a stage result (raises pydantic.ValidationError or ValueError on malformed input)."""
+def parse_stage_result(text: str | bytes) -> StageResult:
+    """Parse a stage result (raises pydantic.ValidationError on malformed input)."""
     return _RESULT.validate_json(text)
 
 
-def dump_result(result: BaseModel) -> str:
+def dump_result(result: StageResult) -> str:
     """Serialize a result compactly; fails loudly if it outgrows a termination message."""
     text = result.model_dump_json(exclude_none=False)
     if len(text.encode()) > MAX_RESULT_BYTES:
         raise ValueError(f"stage result is {len(text.encode())} bytes, over the {MAX_RESULT_BYTES}-byte limit")
     return text
-
-
-def result_dict(result: BaseModel) -> dict:
-    """A result as plain JSON-compatible data."""
-    return json.loads(result.model_dump_json())

@@ -33,21 +33,30 @@ import copy
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
+
+from seas_runtime.contract import TRAIN_STAGES, Stage, StageConfig, StageKey, dump_stage_config
+from seas_runtime.layout import cluster_cache
 
 from .api import API_VERSION, KIND, SafetyEvolutionSpec
-from .planner import StageKey
+from .kinds import (
+    BACKENDS,
+    JOB,
+    LABEL_CHILD,
+    LABEL_CYCLE,
+    LABEL_EVOLUTION,
+    LABEL_MANAGED_BY,
+    LABEL_ROUND,
+    LABEL_STAGE,
+    MANAGED_BY,
+    PYTORCHJOB,
+    TRAINJOB,
+    ChildKind,
+    child_kind,
+)
 
 CONFIG_ENV = "SEAS_STAGE_CONFIG"
 TERMINATION_LOG = "/dev/termination-log"
-
-LABEL_EVOLUTION = "seas.dev/evolution"
-LABEL_ROUND = "seas.dev/round"
-LABEL_STAGE = "seas.dev/stage"
-LABEL_CYCLE = "seas.dev/cycle"
-LABEL_CHILD = "seas.dev/child"  # the child object's name, on it and on its pods (select a child's pods with it)
-LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
-MANAGED_BY = "seas-operator"
 
 RUNTIME_COMMAND = "seas-runtime"
 RUN_AS = 10001  # the runtime image's user and group (images/runtime/Dockerfile)
@@ -55,41 +64,12 @@ GPU_RESOURCE = "nvidia.com/gpu"
 ARTIFACTS_VOLUME = "artifacts"
 SHM_VOLUME = "dshm"
 
-JOB_STAGES = ("initialize", "attack", "pairs", "evaluate")
-TRAIN_STAGES = ("train-target", "train-redteam")
-BACKENDS = ("pytorchjob", "trainjob", "job")
 # The pairs stage only reshapes JSONL records: no GPU, little CPU and memory.
 PAIRS_CPU = "1"
 PAIRS_MEMORY = "4Gi"
 
-# Container names: the Kubeflow training operator requires "pytorch" in a PyTorchJob;
-# the torch-distributed ClusterTrainingRuntime (Kubeflow Trainer v2) names its trainer "node".
-JOB_CONTAINER = "stage"
-PYTORCHJOB_CONTAINER = "pytorch"
-TRAINJOB_CONTAINER = "node"
 TRAINJOB_RUNTIME = "torch-distributed"
 TRAINJOB_TARGET_JOB = "node"
-
-
-@dataclass(frozen=True)
-class ChildKind:
-    """Where a kind of child lives in the API."""
-
-    group: str
-    version: str
-    kind: str
-    plural: str
-
-    @property
-    def api_version(self) -> str:
-        return f"{self.group}/{self.version}" if self.group else self.version
-
-
-JOB = ChildKind("batch", "v1", "Job", "jobs")
-PYTORCHJOB = ChildKind("kubeflow.org", "v1", "PyTorchJob", "pytorchjobs")
-TRAINJOB = ChildKind("trainer.kubeflow.org", "v1alpha1", "TrainJob", "trainjobs")
-CHILD_KINDS = {k.kind: k for k in (JOB, PYTORCHJOB, TRAINJOB)}
-BACKEND_KINDS = {"pytorchjob": PYTORCHJOB, "trainjob": TRAINJOB, "job": JOB}
 
 
 @dataclass(frozen=True)
@@ -103,14 +83,15 @@ class Owner:
 
 @dataclass(frozen=True)
 class StageObject:
-    """A child object to create, with what the API client needs to create it."""
+    """A child object to create, with the row of the kinds table the API client creates it by."""
 
-    api_version: str
-    kind: str
-    plural: str
-    group: str
+    child_kind: ChildKind
     name: str
     body: dict
+
+    @property
+    def kind(self) -> str:
+        return self.child_kind.kind
 
 
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -118,9 +99,9 @@ _DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 _QUANTITY = re.compile(r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(([KMGTPE]i)|[numkMGTPE]|[eE][+-]?[0-9]+)?$")
 
 
-def stage_command(stage: str) -> list[str]:
+def stage_command(stage: Stage) -> list[str]:
     """The container command of a stage: an argument list, never a shell line."""
-    return [RUNTIME_COMMAND, stage, "--config-env", CONFIG_ENV, "--termination-log", TERMINATION_LOG]
+    return [RUNTIME_COMMAND, str(stage), "--config-env", CONFIG_ENV, "--termination-log", TERMINATION_LOG]
 
 
 def training_backend(spec: SafetyEvolutionSpec, default: str) -> str:
@@ -131,20 +112,10 @@ def training_backend(spec: SafetyEvolutionSpec, default: str) -> str:
     return backend
 
 
-def child_kind(stage: str, backend: str) -> ChildKind:
-    """The kind of object a stage runs as under ``backend``."""
-    if stage in JOB_STAGES:
-        return JOB
-    if stage in TRAIN_STAGES:
-        if backend not in BACKEND_KINDS:
-            raise ValueError(f"unknown training backend {backend!r}; known: {', '.join(BACKENDS)}")
-        return BACKEND_KINDS[backend]
-    raise ValueError(f"unknown stage {stage!r}")
-
-
-def pod_selector(name: str) -> str:
-    """Label selector for the pods of child ``name`` (whatever its kind)."""
-    return f"{LABEL_CHILD}={name}"
+def child_name(evolution: str, key: StageKey, cycle: int = 0, attempt: int = 0) -> str:
+    """Deterministic child name ``<evolution>[-c<cycle>]-r<round>-<stage>[-retry<attempt>]``, so a restarted operator adopts what exists."""
+    prefix = evolution if cycle == 0 else f"{evolution}-c{cycle}"
+    return f"{prefix}-r{key.round}-{key.stage}" + (f"-retry{attempt}" if attempt else "")
 
 
 def escape_env_value(value: str) -> str:
@@ -152,9 +123,9 @@ def escape_env_value(value: str) -> str:
     return value.replace("$", "$$")
 
 
-def config_json(config: dict) -> str:
+def config_json(config: StageConfig) -> str:
     """The stage config as compact JSON (before env escaping)."""
-    return json.dumps(config, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+    return json.dumps(dump_stage_config(config), separators=(",", ":"), sort_keys=True, ensure_ascii=False)
 
 
 def stage_labels(owner: Owner, key: StageKey, cycle: int, name: str) -> dict[str, str]:
@@ -163,7 +134,7 @@ def stage_labels(owner: Owner, key: StageKey, cycle: int, name: str) -> dict[str
         LABEL_EVOLUTION: owner.name,
         LABEL_CYCLE: str(cycle),
         LABEL_ROUND: str(key.round),
-        LABEL_STAGE: key.stage,
+        LABEL_STAGE: str(key.stage),
         LABEL_CHILD: name,
     }
 
@@ -183,12 +154,12 @@ def _metadata(owner: Owner, name: str, labels: dict[str, str]) -> dict[str, Any]
     return {"name": name, "namespace": owner.namespace, "labels": dict(labels), "ownerReferences": [owner_reference(owner)]}
 
 
-def _env(spec: SafetyEvolutionSpec, config: dict) -> list[dict[str, Any]]:
-    mount = spec.storage.mountPath.rstrip("/") or ""
+def _env(spec: SafetyEvolutionSpec, config: StageConfig) -> list[dict[str, Any]]:
+    cache = cluster_cache(spec.storage.mountPath)
     env: list[dict[str, Any]] = [
         {"name": CONFIG_ENV, "value": escape_env_value(config_json(config))},
-        {"name": "SEAS_CACHE_DIR", "value": escape_env_value(f"{mount}/.cache")},
-        {"name": "HF_HOME", "value": escape_env_value(f"{mount}/.cache/huggingface")},
+        {"name": "SEAS_CACHE_DIR", "value": escape_env_value(cache)},
+        {"name": "HF_HOME", "value": escape_env_value(f"{cache}/huggingface")},
     ]
     if spec.hubTokenSecret is not None:
         # Last, so no earlier value could reference it even if escaping were lost.
@@ -202,8 +173,8 @@ def _check_quantity(field: str, value: str) -> str:
     return value
 
 
-def _resources(spec: SafetyEvolutionSpec, stage: str) -> dict[str, Any]:
-    if stage == "pairs":
+def _resources(spec: SafetyEvolutionSpec, stage: Stage) -> dict[str, Any]:
+    if stage == Stage.PAIRS:
         return {"requests": {"cpu": PAIRS_CPU, "memory": PAIRS_MEMORY}, "limits": {"memory": PAIRS_MEMORY}}
     cpu = _check_quantity("spec.resources.cpu", spec.resources.cpu)
     memory = _check_quantity("spec.resources.memory", spec.resources.memory)
@@ -213,8 +184,8 @@ def _resources(spec: SafetyEvolutionSpec, stage: str) -> dict[str, Any]:
     return {"requests": {"cpu": cpu, "memory": memory}, "limits": limits}
 
 
-def _uses_gpu(spec: SafetyEvolutionSpec, stage: str) -> bool:
-    return stage != "pairs" and spec.resources.gpus > 0
+def _uses_gpu(spec: SafetyEvolutionSpec, stage: Stage) -> bool:
+    return stage != Stage.PAIRS and spec.resources.gpus > 0
 
 
 def _pod_security_context() -> dict[str, Any]:
@@ -263,7 +234,7 @@ def _scheduling(spec: SafetyEvolutionSpec) -> dict[str, Any]:
     return out
 
 
-def _container(name: str, spec: SafetyEvolutionSpec, stage: str, config: dict, image: str) -> dict[str, Any]:
+def _container(name: str, spec: SafetyEvolutionSpec, stage: Stage, config: StageConfig, image: str) -> dict[str, Any]:
     gpu = _uses_gpu(spec, stage)
     return {
         "name": name,
@@ -279,7 +250,7 @@ def _container(name: str, spec: SafetyEvolutionSpec, stage: str, config: dict, i
     }
 
 
-def _pod_template(labels: dict[str, str], container: dict[str, Any], spec: SafetyEvolutionSpec, stage: str, pvc: str) -> dict[str, Any]:
+def _pod_template(labels: dict[str, str], container: dict[str, Any], spec: SafetyEvolutionSpec, stage: Stage, pvc: str) -> dict[str, Any]:
     pod: dict[str, Any] = {
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
@@ -339,12 +310,12 @@ def _pytorchjob(meta: dict[str, Any], template: dict[str, Any], spec: SafetyEvol
     }
 
 
-def _trainjob(meta: dict[str, Any], labels: dict[str, str], spec: SafetyEvolutionSpec, stage: str, config: dict, image: str, pvc: str) -> dict[str, Any]:
+def _trainjob(meta: dict[str, Any], labels: dict[str, str], spec: SafetyEvolutionSpec, stage: Stage, config: StageConfig, image: str, pvc: str) -> dict[str, Any]:
     gpu = _uses_gpu(spec, stage)
     override_spec: dict[str, Any] = {
         "securityContext": _pod_security_context(),
         "volumes": _volumes(pvc, gpu),
-        "containers": [{"name": TRAINJOB_CONTAINER, "volumeMounts": _volume_mounts(spec, gpu), "securityContext": _container_security_context()}],
+        "containers": [{"name": TRAINJOB.container, "volumeMounts": _volume_mounts(spec, gpu), "securityContext": _container_security_context()}],
         **_scheduling(spec),
     }
     return {
@@ -375,7 +346,7 @@ def build_stage_object(
     owner: Owner,
     spec: SafetyEvolutionSpec,
     key: StageKey,
-    config: dict,
+    config: StageConfig,
     *,
     name: str,
     image: str,
@@ -400,19 +371,12 @@ def build_stage_object(
     if kind is TRAINJOB:
         body = _trainjob(meta, labels, spec, key.stage, config, image, pvc)
     else:
-        container_name = PYTORCHJOB_CONTAINER if kind is PYTORCHJOB else JOB_CONTAINER
-        template = _pod_template(labels, _container(container_name, spec, key.stage, config, image), spec, key.stage, pvc)
+        template = _pod_template(labels, _container(kind.container, spec, key.stage, config, image), spec, key.stage, pvc)
         body = _pytorchjob(meta, template, spec) if kind is PYTORCHJOB else _job(meta, template, spec)
-    return StageObject(api_version=kind.api_version, kind=kind.kind, plural=kind.plural, group=kind.group, name=name, body=body)
-
-
-def container_name(kind: str) -> Optional[str]:
-    """The container that runs the stage (and reports its result) in a child of ``kind``."""
-    return {"Job": JOB_CONTAINER, "PyTorchJob": PYTORCHJOB_CONTAINER, "TrainJob": TRAINJOB_CONTAINER}.get(kind)
+    return StageObject(child_kind=kind, name=name, body=body)
 
 
 __all__ = [
-    "BACKENDS", "CHILD_KINDS", "CONFIG_ENV", "ChildKind", "LABEL_CHILD", "LABEL_CYCLE", "LABEL_EVOLUTION", "LABEL_ROUND",
-    "LABEL_STAGE", "Owner", "StageObject", "TERMINATION_LOG", "build_stage_object", "child_kind", "container_name",
-    "escape_env_value", "pod_selector", "stage_command", "training_backend",
+    "CONFIG_ENV", "Owner", "StageObject", "TERMINATION_LOG", "build_stage_object", "child_name", "config_json",
+    "escape_env_value", "stage_command", "training_backend",
 ]

@@ -1,6 +1,7 @@
 """Pure readers of what stage children report: Job/PyTorchJob/TrainJob state, pod results and failures.
 
-A child is ``running`` until its controller marks it finished:
+The table in ``kinds`` says which reader, result container and leader pod
+belong to each kind. A child is ``running`` until its controller marks it finished:
 
 - ``batch/v1`` Job: condition ``Complete`` or ``Failed`` with status ``True``;
   without conditions (e.g. a test playing the job controller), the counts:
@@ -10,34 +11,37 @@ A child is ``running`` until its controller marks it finished:
 - ``PyTorchJob`` (``kubeflow.org/v1``): condition ``Succeeded`` or ``Failed``.
 - ``TrainJob`` (``trainer.kubeflow.org/v1alpha1``): condition ``Complete`` or ``Failed``.
 
-A stage's result is the termination message of the container that ran it
-(``stage`` in a Job, ``pytorch`` in a PyTorchJob, ``node`` in a TrainJob).
+A stage's result is the termination message of the container that ran it, in
+the kind's leader pod.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Optional
+from enum import StrEnum
+from typing import Any, Callable, Iterable, Mapping, Optional
 
-RUNNING = "running"
-SUCCEEDED = "succeeded"
-FAILED = "failed"
-
-RESULT_CONTAINERS = ("stage", "pytorch", "node")
 MAX_REASON = 300
+
+
+class ChildPhase(StrEnum):
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
 
 
 @dataclass(frozen=True)
 class ChildState:
     """Where a child object stands."""
 
-    phase: str  # "running" | "succeeded" | "failed"
+    phase: ChildPhase
     reason: str = ""
     message: str = ""
 
     @property
     def finished(self) -> bool:
-        return self.phase != RUNNING
+        return self.phase != ChildPhase.RUNNING
 
 
 def _conditions(obj: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -52,10 +56,10 @@ def _true(obj: Mapping[str, Any], type_: str) -> Optional[Mapping[str, Any]]:
 def _from_conditions(obj: Mapping[str, Any], success: str, failure: str) -> Optional[ChildState]:
     failed = _true(obj, failure)
     if failed is not None:
-        return ChildState(FAILED, str(failed.get("reason") or failure), str(failed.get("message") or ""))
+        return ChildState(ChildPhase.FAILED, str(failed.get("reason") or failure), str(failed.get("message") or ""))
     done = _true(obj, success)
     if done is not None:
-        return ChildState(SUCCEEDED, str(done.get("reason") or success), str(done.get("message") or ""))
+        return ChildState(ChildPhase.SUCCEEDED, str(done.get("reason") or success), str(done.get("message") or ""))
     return None
 
 
@@ -72,45 +76,33 @@ def job_state(obj: Mapping[str, Any]) -> ChildState:
     if state is not None:
         return state
     if _true(obj, "FailureTarget") or _true(obj, "SuccessCriteriaMet"):
-        return ChildState(RUNNING, "Finishing")
+        return ChildState(ChildPhase.RUNNING, "Finishing")
     spec = obj.get("spec") or {}
     status = obj.get("status") or {}
     completions = _int(spec.get("completions"), 1) if spec.get("completions") is not None else 1
     backoff = _int(spec.get("backoffLimit"), 6) if spec.get("backoffLimit") is not None else 6
     if _int(status.get("succeeded"), 0) >= max(completions, 1):
-        return ChildState(SUCCEEDED, "Completed")
+        return ChildState(ChildPhase.SUCCEEDED, "Completed")
     failed = _int(status.get("failed"), 0)
     if failed > backoff:
-        return ChildState(FAILED, "BackoffLimitExceeded", f"{failed} failed pod(s)")
-    return ChildState(RUNNING)
+        return ChildState(ChildPhase.FAILED, "BackoffLimitExceeded", f"{failed} failed pod(s)")
+    return ChildState(ChildPhase.RUNNING)
 
 
 def pytorchjob_state(obj: Mapping[str, Any]) -> ChildState:
     """State of a Kubeflow ``PyTorchJob``."""
-    return _from_conditions(obj, "Succeeded", "Failed") or ChildState(RUNNING)
+    return _from_conditions(obj, "Succeeded", "Failed") or ChildState(ChildPhase.RUNNING)
 
 
 def trainjob_state(obj: Mapping[str, Any]) -> ChildState:
     """State of a Kubeflow Trainer v2 ``TrainJob``."""
-    return _from_conditions(obj, "Complete", "Failed") or ChildState(RUNNING)
+    return _from_conditions(obj, "Complete", "Failed") or ChildState(ChildPhase.RUNNING)
 
 
-_READERS = {"Job": job_state, "PyTorchJob": pytorchjob_state, "TrainJob": trainjob_state}
-
-
-def child_state(kind: str, obj: Mapping[str, Any]) -> ChildState:
-    """State of a child of ``kind`` (``Job``, ``PyTorchJob`` or ``TrainJob``)."""
-    try:
-        reader = _READERS[kind]
-    except KeyError:
-        raise ValueError(f"unknown child kind {kind!r}; known: {', '.join(_READERS)}") from None
-    return reader(obj)
-
-
-def _result_status(pod: Mapping[str, Any]) -> Optional[Mapping[str, Any]]:
+def _result_status(pod: Mapping[str, Any], container: str) -> Optional[Mapping[str, Any]]:
     """The container status of the stage container (or the only container)."""
     statuses = [s for s in ((pod.get("status") or {}).get("containerStatuses") or []) if isinstance(s, Mapping)]
-    named = next((s for s in statuses if s.get("name") in RESULT_CONTAINERS), None)
+    named = next((s for s in statuses if s.get("name") == container), None)
     if named is not None:
         return named
     return statuses[0] if len(statuses) == 1 else None
@@ -124,9 +116,9 @@ def _terminated(container_status: Mapping[str, Any]) -> Optional[Mapping[str, An
     return None
 
 
-def termination_message(pod: Mapping[str, Any]) -> Optional[str]:
+def termination_message(pod: Mapping[str, Any], container: str) -> Optional[str]:
     """The stage container's termination message (``state`` first, then ``lastState``), if any."""
-    status = _result_status(pod)
+    status = _result_status(pod, container)
     if status is None:
         return None
     terminated = _terminated(status)
@@ -142,22 +134,22 @@ def _last_line(text: str) -> str:
     return lines[-1][:MAX_REASON] if lines else ""
 
 
-def pod_failure_reason(pod: Mapping[str, Any]) -> str:
+def pod_failure_reason(pod: Mapping[str, Any], container: str) -> str:
     """Why a stage pod failed or cannot run, in one line ("" when nothing is known).
 
     ``OOMKilled (exit 137)``, ``Error (exit 3): <last line of the message>``,
     ``ImagePullBackOff: <message>``, ``Evicted: <message>``, ``Unschedulable: <message>``.
     """
     status = pod.get("status") or {}
-    container = _result_status(pod)
-    if container is not None:
-        terminated = _terminated(container)
+    stage = _result_status(pod, container)
+    if stage is not None:
+        terminated = _terminated(stage)
         if terminated and _int(terminated.get("exitCode"), 0) != 0:
             reason = str(terminated.get("reason") or "Error")
             text = f"{reason} (exit {terminated.get('exitCode')})"
             detail = _last_line(str(terminated.get("message") or ""))
             return f"{text}: {detail}" if detail and reason != "OOMKilled" else text
-        waiting = (container.get("state") or {}).get("waiting")
+        waiting = (stage.get("state") or {}).get("waiting")
         if waiting and waiting.get("reason") not in (None, "", "ContainerCreating", "PodInitializing"):
             detail = _last_line(str(waiting.get("message") or ""))
             return f"{waiting['reason']}: {detail}" if detail else str(waiting["reason"])
@@ -173,30 +165,19 @@ def pod_failure_reason(pod: Mapping[str, Any]) -> str:
     return ""
 
 
-def _is_leader(pod: Mapping[str, Any]) -> bool:
-    labels = (pod.get("metadata") or {}).get("labels") or {}
-    replica = str(labels.get("training.kubeflow.org/replica-type", "")).lower()
-    if replica:
-        return replica == "master"
-    if "jobset.sigs.k8s.io/job-index" in labels:
-        return str(labels.get("jobset.sigs.k8s.io/job-index")) == "0" and str(labels.get("batch.kubernetes.io/job-completion-index", "0")) == "0"
-    return True
+def pod_labels(pod: Mapping[str, Any]) -> Mapping[str, str]:
+    return (pod.get("metadata") or {}).get("labels") or {}
 
 
-def result_pod(pods: Iterable[Mapping[str, Any]]) -> Optional[Mapping[str, Any]]:
-    """The pod whose termination message is the stage result.
-
-    A Job's pod; a PyTorchJob's Master; a TrainJob's first node (JobSet job
-    index 0, completion index 0). Among several candidates (a replaced pod),
-    the most recently created.
-    """
-    candidates = [p for p in pods if _is_leader(p)]
+def result_pod(pods: Iterable[Mapping[str, Any]], is_leader: Callable[[Mapping[str, Any]], bool]) -> Optional[Mapping[str, Any]]:
+    """The pod whose termination message is the stage result: a leader (see ``kinds``), the most recently created."""
+    candidates = [p for p in pods if is_leader(p)]
     if not candidates:
         return None
     return max(candidates, key=lambda p: str((p.get("metadata") or {}).get("creationTimestamp") or ""))
 
 
 __all__ = [
-    "ChildState", "FAILED", "RESULT_CONTAINERS", "RUNNING", "SUCCEEDED", "child_state", "job_state", "pod_failure_reason",
+    "ChildPhase", "ChildState", "job_state", "pod_failure_reason", "pod_labels",
     "pytorchjob_state", "result_pod", "termination_message", "trainjob_state",
 ]

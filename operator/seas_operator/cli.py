@@ -68,13 +68,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("\nseas: interrupted; run the same command again to resume.", file=sys.stderr)
         return 130
     report = summarize(evolution, done)
-    if report["rounds"]:
+    if report.rounds:
         write_report(report, out)
         print(f"seas: report in {out / 'report.md'}, {out / 'report.json'} and {out / 'asr.png'}", file=sys.stderr)
-        for r in report["rounds"]:
-            asr = "n/a" if r["target_asr"] is None else f"{r['target_asr']:.3f}"
-            print(f"round {r['round']}: target ASR {asr}, benign refusal {r['benign_refusal_rate']:.3f}, QA accuracy {r['knowledge']['accuracy']:.3f}")
+        for r in report.rounds:
+            print(f"round {r.round}: target ASR {_rate(r.targetASR)}, benign refusal {_rate(r.benignRefusalRate)}, QA accuracy {_rate(r.qaAccuracy)}")
     return code
+
+
+def _rate(value: Optional[float]) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def cmd_crd(args: argparse.Namespace) -> int:

@@ -8,9 +8,13 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from seas_runtime.data import DataError, load
+from seas_runtime.problems import validation_problems
+from seas_runtime.settings import DataSpec
+
 from .api import SafetyEvolution
 
-DATA_FIELDS = ("seeds", "heldout", "benign", "helpful", "knowledge")
+DATA_FIELDS = tuple(DataSpec.model_fields)  # every data set a spec can point at a file
 
 
 class SpecError(ValueError):
@@ -20,20 +24,6 @@ class SpecError(ValueError):
         super().__init__(f"{source}: " + "; ".join(problems))
         self.source = source
         self.problems = problems
-
-
-def validation_problems(error: ValidationError) -> list[str]:
-    """pydantic errors as ``field.path: message`` lines."""
-    lines = []
-    for item in error.errors():
-        path = ".".join(str(p) for p in item["loc"]) or "(top level)"
-        message = item["msg"]
-        if item["type"] == "extra_forbidden":
-            message = "unknown field"
-        elif item["type"] == "missing":
-            message = "required field is missing"
-        lines.append(f"{path}: {message}")
-    return lines
 
 
 def parse_evolution(document: Any, source: str = "<spec>") -> SafetyEvolution:
@@ -95,8 +85,6 @@ def pick_evolution(documents: list[Any], source: str) -> dict:
 
 def data_problems(data_section: dict) -> list[str]:
     """One line per unreadable or malformed data file named in ``spec.data``."""
-    from seas_runtime.data import DataError, load  # pure Python, no torch
-
     problems = []
     for name in DATA_FIELDS:
         value = data_section.get(name)

@@ -15,10 +15,15 @@ from collections import deque
 from pathlib import Path
 from typing import Callable, Optional
 
+from seas_runtime.artifacts import write_json
+from seas_runtime.contract import StageConfig, StageKey, StageResult, dump_stage_config, parse_stage_result
+from seas_runtime.layout import CONFIG_FILE, LOG_FILE, RESULT_FILE, stage_dir
+
 from .api import SafetyEvolution
-from .planner import StageKey, is_complete, next_stages, stage_graph
+from .planner import is_complete, next_stages, stage_graph
+from .report import Report
 from .rounds import promoted_model, round_summaries
-from .stage_configs import build_stage_config, stage_dir
+from .stage_configs import build_stage_config
 
 
 class StageFailed(RuntimeError):
@@ -27,22 +32,20 @@ class StageFailed(RuntimeError):
     def __init__(self, key: StageKey, code: int, tail: str, log: Path) -> None:
         super().__init__(f"stage {key.label} failed (exit code {code}); log: {log}\n{tail}")
         self.key, self.code = key, code
-        self.done: dict = {}
+        self.done: dict[StageKey, StageResult] = {}
 
 
-def _parse_result(path: Path):
-    from seas_runtime.contract import parse_stage_result
-
+def _parse_result(path: Path) -> StageResult:
     return parse_stage_result(path.read_text(encoding="utf-8"))
 
 
-def previous_result(directory: Path, config: dict):
+def previous_result(directory: Path, config: StageConfig) -> Optional[StageResult]:
     """The stage's earlier result when it finished under the same config, else None."""
     try:
-        recorded = json.loads((directory / "config.json").read_text(encoding="utf-8"))
-        if recorded != config:
+        recorded = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
+        if recorded != dump_stage_config(config):
             return None
-        return _parse_result(directory / "result.json")
+        return _parse_result(directory / RESULT_FILE)
     except (OSError, ValueError):
         return None
 
@@ -82,14 +85,12 @@ class Bars:
         self.overall.close()
 
 
-def run_stage(key: StageKey, config: dict, directory: Path, bars: Bars, runtime: list[str]):
+def run_stage(key: StageKey, config: StageConfig, directory: Path, bars: Bars, runtime: list[str]) -> StageResult:
     """Run one stage to completion; raise StageFailed with the log's tail when it fails."""
-    from seas_runtime.artifacts import write_json
-
     directory.mkdir(parents=True, exist_ok=True)
-    config_path = write_json(directory / "config.json", config)
-    (directory / "result.json").unlink(missing_ok=True)
-    log_path = directory / "stage.log"
+    config_path = write_json(directory / CONFIG_FILE, dump_stage_config(config))
+    (directory / RESULT_FILE).unlink(missing_ok=True)
+    log_path = directory / LOG_FILE
     with open(log_path, "w", encoding="utf-8") as log:
         proc = subprocess.Popen([*runtime, key.stage, "--config", str(config_path)], stdout=subprocess.PIPE, stderr=log, text=True)
         assert proc.stdout is not None
@@ -106,9 +107,9 @@ def run_stage(key: StageKey, config: dict, directory: Path, bars: Bars, runtime:
         tail = "".join(deque(open(log_path, encoding="utf-8", errors="replace"), maxlen=15))
         raise StageFailed(key, code, tail, log_path)
     try:
-        return _parse_result(directory / "result.json")
+        return _parse_result(directory / RESULT_FILE)
     except (OSError, ValueError) as exc:
-        raise StageFailed(key, code, f"malformed or missing result.json: {exc}", log_path) from None
+        raise StageFailed(key, code, f"malformed or missing {RESULT_FILE}: {exc}", log_path) from None
 
 
 def run_local(
@@ -117,12 +118,12 @@ def run_local(
     show_progress: bool = True,
     runtime: Optional[list[str]] = None,
     on_stage: Optional[Callable[[StageKey, str], None]] = None,
-) -> dict:
+) -> dict[StageKey, StageResult]:
     """Run (or resume) every stage of the evolution under ``out``; return the finished results."""
     runtime = runtime or [sys.executable, "-m", "seas_runtime.cli"]
     spec, name = evolution.spec, evolution.metadata.name
     out = out.resolve()
-    done: dict[StageKey, object] = {}
+    done: dict[StageKey, StageResult] = {}
     bars = Bars(len(stage_graph(spec)), show_progress)
     try:
         while True:
@@ -155,9 +156,8 @@ def run_local(
     return done
 
 
-def summarize(evolution: SafetyEvolution, done: dict) -> dict:
-    """The report document for what has finished so far."""
-    from .report import build_report
-
+def summarize(evolution: SafetyEvolution, done: dict[StageKey, StageResult]) -> Report:
+    """The report of what has finished so far."""
     summaries = round_summaries(evolution.spec, done)
-    return build_report(evolution.metadata.name, summaries, promoted_model(summaries, evolution.spec.target.model), is_complete(evolution.spec, done))
+    return Report(evolution=evolution.metadata.name, complete=is_complete(evolution.spec, done),
+                  promotedModel=promoted_model(summaries, evolution.spec.target.model), rounds=summaries)

@@ -8,23 +8,27 @@ soon as its resume handlers have read each object.
 from __future__ import annotations
 
 import threading
-from typing import Any, Iterable, Optional
+from typing import Iterable, Optional
 
 from prometheus_client import Counter
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from .conditions import parse_time
+from seas_runtime.contract import StageKey
 
+from .conditions import parse_time
+from .status import EvolutionStatus, RoundStatus, StageState
+
+# Per-round gauges: metric name -> the RoundStatus field it publishes (its help text is the field's description).
 ROUND_METRICS = {
-    "seas_target_asr": ("targetASR", "Held-out attack success rate against the target, per round."),
-    "seas_redteam_asr": ("redteamASR", "Red-team attack success rate against the fixed round-0 target, per round."),
-    "seas_benign_refusal_rate": ("benignRefusalRate", "Share of benign-but-edgy prompts the target refused, per round."),
-    "seas_qa_accuracy": ("qaAccuracy", "Knowledge QA accuracy, per round."),
-    "seas_qa_perplexity": ("qaPerplexity", "Perplexity of the correct QA answers (geometric mean), per round."),
-    "seas_qa_entropy": ("qaEntropy", "Mean entropy (nats) of the QA answer distribution, per round."),
-    "seas_qa_answer_probability": ("qaAnswerProbability", "Mean probability of the correct QA answer, per round."),
-    "seas_qa_accuracy_drop": ("accuracyDrop", "QA accuracy lost versus round 0, per round."),
+    "seas_target_asr": "targetASR",
+    "seas_redteam_asr": "redteamASR",
+    "seas_benign_refusal_rate": "benignRefusalRate",
+    "seas_qa_accuracy": "qaAccuracy",
+    "seas_qa_perplexity": "qaPerplexity",
+    "seas_qa_entropy": "qaEntropy",
+    "seas_qa_answer_probability": "qaAnswerProbability",
+    "seas_qa_accuracy_drop": "accuracyDrop",
 }
 EVOLUTION_LABELS = ["namespace", "evolution"]
 ROUND_LABELS = EVOLUTION_LABELS + ["round"]
@@ -52,9 +56,13 @@ def _time(value: Optional[str]) -> Optional[float]:
     return None if moment is None else moment.timestamp()
 
 
-def families(statuses: dict[tuple[str, str], dict[str, Any]]) -> list[GaugeMetricFamily]:
+def _help(field: str) -> str:
+    return f"{RoundStatus.model_fields[field].description} Per round."
+
+
+def families(statuses: dict[tuple[str, str], EvolutionStatus]) -> list[GaugeMetricFamily]:
     """Every metric family for the given statuses, keyed by (namespace, evolution)."""
-    per_round = {name: GaugeMetricFamily(name, doc, labels=ROUND_LABELS) for name, (_, doc) in ROUND_METRICS.items()}
+    per_round = {name: GaugeMetricFamily(name, _help(field), labels=ROUND_LABELS) for name, field in ROUND_METRICS.items()}
     gate_passed = GaugeMetricFamily("seas_gate_passed", "1 when the round passed its gates, 0 when it failed.", labels=ROUND_LABELS)
     duration = GaugeMetricFamily("seas_stage_duration_seconds", "Seconds the stage's last attempt took.", labels=STAGE_LABELS)
     failures = GaugeMetricFamily("seas_stage_failures", "Failed attempts of the stage.", labels=STAGE_LABELS)
@@ -72,38 +80,38 @@ def families(statuses: dict[tuple[str, str], dict[str, Any]]) -> list[GaugeMetri
 
     for (namespace, name), status in sorted(statuses.items()):
         ev = [namespace, name]
-        rounds = status.get("rounds") or []
-        for entry in rounds:
-            labels = ev + [str(entry["round"])]
-            for metric, (field, _) in ROUND_METRICS.items():
-                if entry.get(field) is not None:
-                    per_round[metric].add_metric(labels, float(entry[field]))
-            if entry.get("gate"):
-                gate_passed.add_metric(labels, 1.0 if entry["gate"]["passed"] else 0.0)
-        evaluated = [r for r in rounds if r.get("targetASR") is not None]
+        for entry in status.rounds:
+            labels = ev + [str(entry.round)]
+            for metric, field in ROUND_METRICS.items():
+                value = getattr(entry, field)
+                if value is not None:
+                    per_round[metric].add_metric(labels, float(value))
+            if entry.gate:
+                gate_passed.add_metric(labels, 1.0 if entry.gate.passed else 0.0)
+        evaluated = [r for r in status.rounds if r.targetASR is not None]
         if evaluated:
-            latest.add_metric(ev, float(evaluated[-1]["targetASR"]))
-            drop_latest.add_metric(ev, float(evaluated[-1].get("accuracyDrop") or 0.0))
+            latest.add_metric(ev, float(evaluated[-1].targetASR))
+            drop_latest.add_metric(ev, float(evaluated[-1].accuracyDrop or 0.0))
         if len(evaluated) >= 2:
-            previous.add_metric(ev, float(evaluated[-2]["targetASR"]))
-        for label, entry in (status.get("stages") or {}).items():
-            round_part, stage = label.split("/", 1)
-            labels = ev + [round_part.lstrip("r"), stage]
-            failures.add_metric(labels, float(entry.get("failures") or 0))
-            started, finished = _time(entry.get("startedAt")), _time(entry.get("finishedAt"))
-            if started is not None and finished is not None and entry.get("state") == "succeeded":
+            previous.add_metric(ev, float(evaluated[-2].targetASR))
+        for label, stage in status.stages.items():
+            key = StageKey.from_label(label)
+            labels = ev + [str(key.round), str(key.stage)]
+            failures.add_metric(labels, float(stage.failures))
+            started, finished = _time(stage.startedAt), _time(stage.finishedAt)
+            if started is not None and finished is not None and stage.state == StageState.SUCCEEDED:
                 duration.add_metric(labels, max(0.0, finished - started))
-        if status.get("round") is not None:
-            current.add_metric(ev, float(status["round"]))
-        gate_spec = ((status.get("activeSpec") or {}).get("gates")) or {}
+        if status.round is not None:
+            current.add_metric(ev, float(status.round))
+        gate_spec = (status.activeSpec or {}).get("gates") or {}
         for field, family in gates.items():
             if gate_spec.get(field) is not None:
                 family.add_metric(ev, float(gate_spec[field]))
-        stamp = _time(status.get("lastProgressTime"))
+        stamp = _time(status.lastProgressTime)
         if stamp is not None:
             progress.add_metric(ev, stamp)
-        for c in status.get("conditions") or []:
-            cond.add_metric(ev + [c["type"]], 1.0 if c.get("status") == "True" else 0.0)
+        for c in status.conditions:
+            cond.add_metric(ev + [str(c.type)], 1.0 if c.is_true else 0.0)
     return [*per_round.values(), gate_passed, duration, failures, current, latest, previous, drop_latest, *gates.values(), progress, cond]
 
 
@@ -112,9 +120,9 @@ class StatusCollector(Collector):
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._statuses: dict[tuple[str, str], dict[str, Any]] = {}
+        self._statuses: dict[tuple[str, str], EvolutionStatus] = {}
 
-    def update(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+    def update(self, namespace: str, name: str, status: EvolutionStatus) -> None:
         with self._lock:
             self._statuses[(namespace, name)] = status
 
@@ -128,16 +136,21 @@ class StatusCollector(Collector):
         return families(snapshot)
 
 
-COLLECTOR = StatusCollector()
-REGISTRY = CollectorRegistry(auto_describe=False)
-REGISTRY.register(COLLECTOR)
-# The operator's own work (not derived from status: they restart from zero with the process).
-RECONCILES = Counter("seas_operator_reconciles", "Reconciles the operator has run.", registry=REGISTRY)
-API_CALLS = Counter("seas_operator_api_calls", "Kubernetes API calls made by the reconciler (kopf's watches, patches and events excluded).", registry=REGISTRY)
+class OperatorMetrics:
+    """One operator's metrics: the status-derived gauges and its own counters, in its own registry."""
 
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.statuses = StatusCollector()
+        self.registry.register(self.statuses)
+        # The operator's own work (not derived from status: they restart from zero with the process).
+        self.reconciles = Counter("seas_operator_reconciles", "Reconciles the operator has run.", registry=self.registry)
+        self.api_calls = Counter(
+            "seas_operator_api_calls", "Kubernetes API calls made by the reconciler (kopf's watches, patches and events excluded).", registry=self.registry
+        )
 
-def serve(port: int) -> None:
-    """Serve /metrics on ``port`` in a background thread."""
-    from prometheus_client import start_http_server
+    def serve(self, port: int) -> None:
+        """Serve /metrics on ``port`` in a background thread."""
+        from prometheus_client import start_http_server
 
-    start_http_server(port, registry=REGISTRY)
+        start_http_server(port, registry=self.registry)

@@ -12,29 +12,15 @@ which round's target is promoted.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Mapping, Optional
+from typing import Mapping, Optional, TypeVar
 
-from .api import ModelRef, SafetyEvolutionSpec
+from seas_runtime.contract import InitializeResult, Stage, StageKey, StageResult, TrainResult
+from seas_runtime.settings import ModelRef
 
-STAGE_ORDER = ("initialize", "attack", "pairs", "train-target", "train-redteam", "evaluate")
+from .api import SafetyEvolutionSpec
 
-
-@dataclass(frozen=True, order=True)
-class StageKey:
-    """One stage of one round."""
-
-    round: int
-    stage: str
-
-    def child_name(self, evolution: str, cycle: int = 0) -> str:
-        """Deterministic child object name, so a restarted operator adopts what exists."""
-        prefix = evolution if cycle == 0 else f"{evolution}-c{cycle}"
-        return f"{prefix}-r{self.round}-{self.stage}"
-
-    @property
-    def label(self) -> str:
-        return f"r{self.round}/{self.stage}"
+Done = Mapping[StageKey, StageResult]  # the results of the stages that finished
+R = TypeVar("R", bound=StageResult)
 
 
 def stage_graph(spec: SafetyEvolutionSpec) -> list[tuple[StageKey, tuple[StageKey, ...]]]:
@@ -42,17 +28,17 @@ def stage_graph(spec: SafetyEvolutionSpec) -> list[tuple[StageKey, tuple[StageKe
     graph: list[tuple[StageKey, tuple[StageKey, ...]]] = []
     baseline_deps: tuple[StageKey, ...] = ()
     if spec.initialization.enabled:
-        init = StageKey(0, "initialize")
+        init = StageKey(0, Stage.INITIALIZE)
         graph.append((init, ()))
         baseline_deps = (init,)
-    previous = StageKey(0, "evaluate")
+    previous = StageKey(0, Stage.EVALUATE)
     graph.append((previous, baseline_deps))
     for r in range(1, spec.rounds + 1):
-        attack, pairs = StageKey(r, "attack"), StageKey(r, "pairs")
-        trains = [StageKey(r, "train-target")]
+        attack, pairs = StageKey(r, Stage.ATTACK), StageKey(r, Stage.PAIRS)
+        trains = [StageKey(r, Stage.TRAIN_TARGET)]
         if spec.training.trainRedTeam:
-            trains.append(StageKey(r, "train-redteam"))
-        evaluate = StageKey(r, "evaluate")
+            trains.append(StageKey(r, Stage.TRAIN_REDTEAM))
+        evaluate = StageKey(r, Stage.EVALUATE)
         graph += [(attack, (previous,)), (pairs, (attack,))]
         graph += [(t, (pairs,)) for t in trains]
         graph.append((evaluate, tuple(trains)))
@@ -60,38 +46,47 @@ def stage_graph(spec: SafetyEvolutionSpec) -> list[tuple[StageKey, tuple[StageKe
     return graph
 
 
-def next_stages(spec: SafetyEvolutionSpec, done: Mapping[StageKey, object], running: frozenset[StageKey] | set[StageKey] = frozenset()) -> list[StageKey]:
+def next_stages(spec: SafetyEvolutionSpec, done: Done, running: frozenset[StageKey] | set[StageKey] = frozenset()) -> list[StageKey]:
     """Stages whose dependencies are all done and that are neither done nor running, in order."""
     return [key for key, deps in stage_graph(spec) if key not in done and key not in running and all(d in done for d in deps)]
 
 
-def is_complete(spec: SafetyEvolutionSpec, done: Mapping[StageKey, object]) -> bool:
+def is_complete(spec: SafetyEvolutionSpec, done: Done) -> bool:
     """Whether every stage of the cycle has a result."""
     return all(key in done for key, _ in stage_graph(spec))
 
 
-def current_stage(spec: SafetyEvolutionSpec, done: Mapping[StageKey, object]) -> Optional[StageKey]:
+def current_stage(spec: SafetyEvolutionSpec, done: Done) -> Optional[StageKey]:
     """The first stage without a result (what the evolution is working on)."""
     return next((key for key, _ in stage_graph(spec) if key not in done), None)
 
 
-def _model(result: object) -> str:
-    return getattr(result, "model")
+def result_of(done: Done, key: StageKey, kind: type[R], required: bool = False) -> Optional[R]:
+    """The result of stage ``key`` when it finished, checked to be a ``kind``; None when it has not (KeyError if ``required``)."""
+    result = done.get(key)
+    if result is None:
+        if required:
+            raise KeyError(f"{key.label} has no result yet")
+        return None
+    if not isinstance(result, kind):
+        raise TypeError(f"{key.label} holds a {result.stage} result, not a {kind.__name__}")
+    return result
 
 
-def target_model(spec: SafetyEvolutionSpec, done: Mapping[StageKey, object], round_: int, start: Optional[str] = None) -> ModelRef:
+def target_model(spec: SafetyEvolutionSpec, done: Done, round_: int, start: Optional[str] = None) -> ModelRef:
     """The target after ``round_`` (round 0: the starting model, e.g. the promoted one of the last cycle)."""
     if round_ == 0:
         return spec.target if start is None else spec.target.model_copy(update={"model": start})
-    return spec.target.model_copy(update={"model": _model(done[StageKey(round_, "train-target")])})
+    trained = result_of(done, StageKey(round_, Stage.TRAIN_TARGET), TrainResult, required=True)
+    return spec.target.model_copy(update={"model": trained.model})
 
 
-def redteam_model(spec: SafetyEvolutionSpec, done: Mapping[StageKey, object], round_: int) -> ModelRef:
+def redteam_model(spec: SafetyEvolutionSpec, done: Done, round_: int) -> ModelRef:
     """The red team after ``round_``: initialized at round 0 when asked, retrained each round unless disabled."""
     if round_ == 0:
-        init = done.get(StageKey(0, "initialize"))
-        return spec.redTeam if init is None else spec.redTeam.model_copy(update={"model": _model(init)})
-    trained = done.get(StageKey(round_, "train-redteam"))
+        init = result_of(done, StageKey(0, Stage.INITIALIZE), InitializeResult)
+        return spec.redTeam if init is None else spec.redTeam.model_copy(update={"model": init.model})
+    trained = result_of(done, StageKey(round_, Stage.TRAIN_REDTEAM), TrainResult)
     if trained is None:
         return redteam_model(spec, done, round_ - 1)
-    return spec.redTeam.model_copy(update={"model": _model(trained)})
+    return spec.redTeam.model_copy(update={"model": trained.model})

@@ -3,38 +3,61 @@
 Level-triggered: everything is recomputed from the stored status and what
 exists in the cluster. Child names are deterministic, so a restarted operator
 adopts a child it created before it could record it. The kopf handlers in
-``handlers.py`` are a thin shell around :func:`decide`.
+``handlers.py`` are a thin shell around :func:`decide`, which runs these named
+phases in order, each a pure function with its own table tests:
+
+1. :func:`retry_after_edit`: an edit of the spec retries stages that ran out of retries;
+2. :func:`fold_children`: finished children become results, failures or retries;
+3. :func:`apply_spec_at_boundary`: a spec edit takes effect at the next round boundary;
+4. :func:`launch_due`: due retries, vanished children and the planner's next stages get children;
+5. :func:`compute_conditions`: figures, gates and the four conditions;
+6. :func:`schedule_next_cycle`: on ``spec.schedule``, a new cycle from the promoted model.
 """
 
 from __future__ import annotations
 
-import copy
-import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Optional
+from typing import Any, NamedTuple, Optional
 
+from croniter import croniter
 from pydantic import ValidationError
 
+from seas_runtime.contract import Stage, StageKey, StageResult, parse_stage_result
+from seas_runtime.layout import cluster_cache, cluster_root
+from seas_runtime.problems import validation_problems
+
 from .api import API_VERSION, KIND, SafetyEvolution, SafetyEvolutionSpec
-from .builders import Owner, StageObject, build_stage_object, training_backend
-from .children import child_state
-from .conditions import format_time, ordered, parse_time, set_condition
-from .loading import validation_problems
-from .planner import StageKey, current_stage, is_complete, next_stages, stage_graph
+from .builders import Owner, StageObject, build_stage_object, child_name, training_backend
+from .children import ChildPhase
+from .conditions import format_time, parse_time, set_condition
+from .kinds import kind_named
+from .planner import Done, current_stage, is_complete, next_stages, stage_graph
 from .rounds import promoted_model, round_summaries
+from .settings import OperatorSettings
 from .stage_configs import build_stage_config
+from .status import (
+    Condition,
+    ConditionType,
+    EvolutionStatus,
+    HistoryEntry,
+    HistoryRound,
+    Phase,
+    RoundStatus,
+    StageEntry,
+    StageState,
+    parse_status,
+)
+
+HISTORY_LENGTH = 10  # finished cycles kept in status.history
 
 
-@dataclass(frozen=True)
-class Defaults:
-    """Operator-wide settings (from its environment)."""
+class Event(NamedTuple):
+    """An Event to post on the SafetyEvolution."""
 
-    image: str = "ghcr.io/seas-dev/seas-runtime:0.1.0"
-    pvc: str = "seas-artifacts"
-    backend: str = "pytorchjob"
-    retry_base_seconds: float = 30.0
-    retry_max_seconds: float = 600.0
+    type: str  # Normal | Warning
+    reason: str
+    message: str
 
 
 @dataclass
@@ -48,271 +71,320 @@ class Observed:
 
 @dataclass
 class Decision:
-    status: dict[str, Any]
+    status: EvolutionStatus
     create: list[StageObject] = field(default_factory=list)
-    events: list[tuple[str, str, str]] = field(default_factory=list)  # (Normal|Warning, reason, message)
+    events: list[Event] = field(default_factory=list)
     requeue_after: Optional[float] = None
 
 
-def _key(label: str) -> StageKey:
-    round_part, stage = label.split("/", 1)
-    return StageKey(int(round_part[1:]), stage)
+@dataclass(frozen=True)
+class Context:
+    """What every phase may read: the object's identity, the clock and the operator's settings."""
+
+    name: str
+    namespace: str
+    uid: str
+    generation: int
+    now: datetime
+    settings: OperatorSettings
+
+    @property
+    def now_s(self) -> str:
+        return format_time(self.now)
 
 
-def _backoff(failures: int, defaults: Defaults) -> float:
-    return min(defaults.retry_max_seconds, defaults.retry_base_seconds * 2 ** max(0, failures - 1))
+def _backoff(failures: int, settings: OperatorSettings) -> float:
+    return min(settings.retry_max_seconds, settings.retry_base_seconds * 2 ** max(0, failures - 1))
 
 
-def _parse_result(message: Optional[str]):
-    from seas_runtime.contract import parse_stage_result  # pydantic only, no torch
+def _in_state(stages: dict[str, StageEntry], *states: StageState) -> list[str]:
+    return [label for label, entry in stages.items() if entry.state in states]
 
+
+def invalid_spec_status(status: EvolutionStatus, generation: int, problems: list[str], now: str, reason: str = "InvalidSpec") -> EvolutionStatus:
+    """Status for a spec that cannot be acted on: Degraded with every problem in the message."""
+    message = "invalid spec: " + "; ".join(problems)
+    conditions = set_condition(status.conditions, ConditionType.DEGRADED, True, reason, message, now, generation)
+    conditions = set_condition(conditions, ConditionType.READY, False, reason, message, now, generation)
+    conditions = set_condition(conditions, ConditionType.PROGRESSING, False, reason, "fix the spec to continue", now, generation)
+    return status.model_copy(update=dict(
+        observedGeneration=generation, phase=Phase.FAILED if not status.stages else (status.phase or Phase.FAILED),
+        message=message[:1024], conditions=conditions,
+    ))
+
+
+# --- phase 1 -----------------------------------------------------------------------
+
+
+def retry_after_edit(stages: dict[str, StageEntry], edited: bool, ctx: Context) -> tuple[dict[str, StageEntry], list[Event]]:
+    """An edit after a stage ran out of retries (fixing a Secret, resources or backend) retries it at once, with a fresh budget."""
+    exhausted = _in_state(stages, StageState.FAILED)
+    if not exhausted or not edited:
+        return stages, []
+    stages = dict(stages)
+    events = []
+    for label in exhausted:
+        stages[label] = stages[label].model_copy(update=dict(state=StageState.WAITING, failures=0, retryAt=ctx.now_s))
+        events.append(Event("Normal", "StageRetrying", f"{label}: retrying after the spec changed (generation {ctx.generation})"))
+    return stages, events
+
+
+# --- phase 2 -----------------------------------------------------------------------
+
+
+def read_result(message: Optional[str]) -> StageResult:
+    """The stage result a child reported (raises ValueError when it is missing or malformed)."""
     if not message:
         raise ValueError("the stage left no result (empty termination message)")
-    return parse_stage_result(message)
-
-
-def invalid_spec_status(status: dict[str, Any], generation: int, problems: list[str], now: str) -> dict[str, Any]:
-    """Status for a spec that does not validate: Degraded with every problem in the message."""
-    message = "invalid spec: " + "; ".join(problems)
-    conditions = list(status.get("conditions") or [])
-    conditions = set_condition(conditions, "Degraded", True, "InvalidSpec", message, now, generation)
-    conditions = set_condition(conditions, "Ready", False, "InvalidSpec", message, now, generation)
-    conditions = set_condition(conditions, "Progressing", False, "InvalidSpec", "fix the spec to continue", now, generation)
-    return {**status, "observedGeneration": generation, "phase": "Failed" if not status.get("stages") else status.get("phase", "Failed"),
-            "message": message[:1024], "conditions": ordered(conditions)}
-
-
-def decide(body: dict[str, Any], observed: Observed, now: datetime, defaults: Defaults) -> Decision:
-    """One reconcile step for a SafetyEvolution ``body`` (metadata, spec, status)."""
-    meta = body.get("metadata") or {}
-    name, namespace, uid = meta.get("name", ""), meta.get("namespace", "default"), meta.get("uid", "")
-    generation = int(meta.get("generation") or 1)
-    status: dict[str, Any] = copy.deepcopy(body.get("status") or {})
-    status.pop("kopf", None)
-    now_s = format_time(now)
-    events: list[tuple[str, str, str]] = []
-
     try:
-        current = SafetyEvolution.model_validate({"apiVersion": API_VERSION, "kind": KIND, "metadata": meta, "spec": body.get("spec")})
+        return parse_stage_result(message)
     except ValidationError as exc:
-        invalid = invalid_spec_status(status, generation, validation_problems(exc), now_s)
-        if status.get("message") != invalid["message"]:  # one Event per distinct problem, not per reconcile
-            events.append(("Warning", "InvalidSpec", invalid["message"]))
-        return Decision(invalid, events=events)
+        raise ValueError(str(exc).splitlines()[0]) from None
 
-    stages: dict[str, dict[str, Any]] = status.get("stages") or {}
-    active_doc = status.get("activeSpec")
-    if active_doc is None:
-        active_doc = current.spec.model_dump(mode="json")
-        status["activeGeneration"] = generation
-    spec = SafetyEvolutionSpec.model_validate(active_doc)
-    cycle = int(status.get("cycle") or 0)
-    start_model = status.get("startModel") or spec.target.model
-    owner = Owner(name=name, namespace=namespace, uid=uid)
-    create: list[StageObject] = []
+
+def fold_children(stages: dict[str, StageEntry], observed: Observed, retries: int, ctx: Context) -> tuple[dict[str, StageEntry], list[Event], bool]:
+    """Record what finished children report: a result, or a failure that is retried with backoff until ``retries`` run out."""
+    stages = dict(stages)
+    events: list[Event] = []
     progressed = False
-
-    # 0. An edit after a stage ran out of retries (fixing a Secret, resources or backend) retries it
-    #    at once with the new spec and a fresh retry budget.
-    exhausted = [label for label, e in stages.items() if e.get("state") == "failed"]
-    if exhausted and status.get("activeGeneration") != generation:
-        spec = current.spec
-        status["activeGeneration"] = generation
-        for label in exhausted:
-            stages[label].update(state="waiting", failures=0, retryAt=now_s)
-            events.append(("Normal", "StageRetrying", f"{label}: retrying after the spec changed (generation {generation})"))
-
-    # 1. Fold in what the children report.
     for label, entry in stages.items():
-        if entry.get("state") != "running":
+        if entry.state != StageState.RUNNING:
             continue
-        child = observed.children.get(entry["child"])
+        child = observed.children.get(entry.child)
         if child is None:
-            continue  # not listed yet (just created) or deleted; it is recreated below when missing for good
-        state = child_state(entry["kind"], child)
-        if state.phase == "running":
+            continue  # not listed yet (just created) or deleted; it is recreated when missing for good
+        state = kind_named(entry.kind).read_state(child)
+        if state.phase == ChildPhase.RUNNING:
             continue
-        reason = ""
-        if state.phase == "succeeded":
+        progressed = True
+        if state.phase == ChildPhase.SUCCEEDED:
             try:
-                result = _parse_result(observed.messages.get(entry["child"]))
-            except (ValueError, ValidationError) as exc:
-                reason = f"MalformedResult: {str(exc).splitlines()[0][:300]}"
+                result = read_result(observed.messages.get(entry.child))
+            except ValueError as exc:
+                reason = f"MalformedResult: {str(exc)[:300]}"
             else:
-                entry.update(state="succeeded", finishedAt=now_s, result=json.loads(result.model_dump_json()), reason="")
-                events.append(("Normal", "StageSucceeded", f"{label} finished ({entry['child']})"))
-                progressed = True
+                stages[label] = entry.model_copy(update=dict(state=StageState.SUCCEEDED, finishedAt=ctx.now_s, result=result, reason=""))
+                events.append(Event("Normal", "StageSucceeded", f"{label} finished ({entry.child})"))
                 continue
         else:
             reason = (state.reason or "Failed") + (f": {state.message}" if state.message else "")
-            pod = observed.pod_reasons.get(entry["child"])
+            pod = observed.pod_reasons.get(entry.child)
             if pod:
                 reason += f" (pod: {pod})"
-        entry["failures"] = int(entry.get("failures") or 0) + 1
-        entry["reason"] = reason[:512]
-        entry["finishedAt"] = now_s
-        progressed = True
-        if entry["failures"] <= spec.retries:
-            retry_at = now + timedelta(seconds=_backoff(entry["failures"], defaults))
-            entry.update(state="waiting", retryAt=format_time(retry_at))
-            events.append(("Warning", "StageFailed", f"{label} failed ({reason[:300]}); retry {entry['failures']}/{spec.retries} at {format_time(retry_at)}"))
+        failures = entry.failures + 1
+        update: dict[str, Any] = dict(failures=failures, reason=reason[:512], finishedAt=ctx.now_s)
+        if failures <= retries:
+            retry_at = ctx.now + timedelta(seconds=_backoff(failures, ctx.settings))
+            update.update(state=StageState.WAITING, retryAt=format_time(retry_at))
+            events.append(Event("Warning", "StageFailed", f"{label} failed ({reason[:300]}); retry {failures}/{retries} at {format_time(retry_at)}"))
         else:
-            entry["state"] = "failed"
-            events.append(("Warning", "StageFailed", f"{label} failed {entry['failures']} times, giving up: {reason[:300]}"))
+            update.update(state=StageState.FAILED)
+            events.append(Event("Warning", "StageFailed", f"{label} failed {failures} times, giving up: {reason[:300]}"))
+        stages[label] = entry.model_copy(update=update)
+    return stages, events, progressed
 
-    done = {_key(label): _as_result(entry["result"]) for label, entry in stages.items() if entry.get("state") == "succeeded"}
 
-    # A spec change takes effect at the next round boundary: nothing running and the next
-    # stage is a round's first (or the cycle is over), so a round never mixes two specs.
-    idle = not any(e.get("state") in ("running", "waiting", "failed") for e in stages.values())
+# --- phase 3 -----------------------------------------------------------------------
+
+
+def apply_spec_at_boundary(
+    spec: SafetyEvolutionSpec, edited: bool, current: SafetyEvolutionSpec, stages: dict[str, StageEntry], done: Done, ctx: Context
+) -> tuple[SafetyEvolutionSpec, bool, Done, list[Event]]:
+    """(spec, applied, done, events): an edit takes effect only with nothing running and a round's first stage next.
+
+    So a round never mixes two specs. Results of stages the new spec no longer has are set aside.
+    """
+    idle = not _in_state(stages, StageState.RUNNING, StageState.WAITING, StageState.FAILED)
     upcoming = next_stages(spec, done)
-    if status.get("activeGeneration") != generation and idle and all(k.stage == "attack" for k in upcoming):
-        spec = current.spec
-        status["activeGeneration"] = generation
-        events.append(("Normal", "SpecApplied", f"generation {generation} takes effect from round {upcoming[0].round if upcoming else spec.rounds}"))
-        done = {k: v for k, v in done.items() if any(k == key for key, _ in stage_graph(spec))}
-    status["activeSpec"] = spec.model_dump(mode="json")
-    root = f"{spec.storage.mountPath.rstrip('/')}/{namespace}/{name}/c{cycle}"
+    if not edited or not idle or not all(k.stage == Stage.ATTACK for k in upcoming):
+        return spec, False, done, []
+    event = Event("Normal", "SpecApplied", f"generation {ctx.generation} takes effect from round {upcoming[0].round if upcoming else current.rounds}")
+    graph = {key for key, _ in stage_graph(current)}
+    return current, True, {k: v for k, v in done.items() if k in graph}, [event]
 
-    def launch(key: StageKey, child_name: str, attempt_note: str, new_attempt: bool = True) -> None:
-        config = build_stage_config(name, spec, key, done, root, cache_dir=f"{spec.storage.mountPath.rstrip('/')}/.cache", start_model=start_model)
-        backend = training_backend(spec, defaults.backend)
-        # A ValueError here (a spec the builder cannot honour) degrades the evolution in the shell.
-        obj = build_stage_object(owner, spec, key, config, name=child_name, image=spec.image or defaults.image,
-                                 pvc=spec.storage.pvc or defaults.pvc, backend=backend, cycle=cycle)
-        entry = stages.setdefault(key.label, {"attempts": 0, "failures": 0})
-        entry.update(state="running", child=child_name, kind=obj.kind, startedAt=now_s, reason=entry.get("reason", ""))
-        entry.pop("retryAt", None)
-        entry["attempts"] = int(entry.get("attempts") or 0) + int(new_attempt)
-        if child_name in observed.children:
-            events.append(("Normal", "StageAdopted", f"{key.label}: adopted existing {obj.kind} {child_name}"))
+
+# --- phase 4 -----------------------------------------------------------------------
+
+
+@dataclass
+class Launched:
+    stages: dict[str, StageEntry]
+    create: list[StageObject] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    retry_wait: list[float] = field(default_factory=list)  # seconds until each pending retry
+    progressed: bool = False
+
+
+def launch_due(spec: SafetyEvolutionSpec, stages: dict[str, StageEntry], done: Done, observed: Observed, cycle: int, start_model: str, ctx: Context) -> Launched:
+    """Children for due retries (named by attempt), for children that vanished, and for the planner's next stages.
+
+    A child that already exists under its deterministic name is adopted, not created again. Raises ValueError
+    when the spec asks for a child that cannot be built (the shell reports it).
+    """
+    out = Launched(stages=dict(stages))
+    owner = Owner(name=ctx.name, namespace=ctx.namespace, uid=ctx.uid)
+    root = cluster_root(spec.storage.mountPath, ctx.namespace, ctx.name, cycle)
+    backend = training_backend(spec, ctx.settings.backend)
+
+    def launch(key: StageKey, name: str, note: str, new_attempt: bool = True) -> None:
+        config = build_stage_config(ctx.name, spec, key, done, root, cache_dir=cluster_cache(spec.storage.mountPath), start_model=start_model)
+        obj = build_stage_object(owner, spec, key, config, name=name, image=spec.image or ctx.settings.image,
+                                 pvc=spec.storage.pvc or ctx.settings.pvc, backend=backend, cycle=cycle)
+        entry = out.stages.get(key.label) or StageEntry(state=StageState.RUNNING)
+        out.stages[key.label] = entry.model_copy(update=dict(
+            state=StageState.RUNNING, child=name, kind=obj.kind, startedAt=ctx.now_s, retryAt=None, attempts=entry.attempts + int(new_attempt),
+        ))
+        if name in observed.children:
+            out.events.append(Event("Normal", "StageAdopted", f"{key.label}: adopted existing {obj.kind} {name}"))
         else:
-            create.append(obj)
-            events.append(("Normal", "StageStarted", f"{key.label}: created {obj.kind} {child_name}{attempt_note}"))
+            out.create.append(obj)
+            out.events.append(Event("Normal", "StageStarted", f"{key.label}: created {obj.kind} {name}{note}"))
 
-    failed = [label for label, e in stages.items() if e.get("state") == "failed"]
+    for label in _in_state(out.stages, StageState.WAITING):
+        retry_at = parse_time(out.stages[label].retryAt) or ctx.now
+        if retry_at <= ctx.now:
+            key = StageKey.from_label(label)
+            attempt = out.stages[label].attempts
+            # Named by attempt, so retries after a spec edit never reuse an old child's name.
+            launch(key, child_name(ctx.name, key, cycle, attempt), f" (retry {attempt})")
+            out.progressed = True
+        else:
+            out.retry_wait.append((retry_at - ctx.now).total_seconds())
+    for label in _in_state(out.stages, StageState.RUNNING):
+        entry = out.stages[label]
+        # Launched in an earlier reconcile (so not merely unlisted yet) and gone: recreate it under the same name.
+        if entry.child not in observed.children and entry.startedAt != ctx.now_s and not any(o.name == entry.child for o in out.create):
+            launch(StageKey.from_label(label), entry.child, " (recreated: it was missing)", new_attempt=False)
+    running = {StageKey.from_label(label) for label in _in_state(out.stages, StageState.RUNNING, StageState.WAITING)}
+    for key in next_stages(spec, done, running):
+        launch(key, child_name(ctx.name, key, cycle), "")
+        out.progressed = True
+    return out
+
+
+# --- phase 5 -----------------------------------------------------------------------
+
+
+def compute_conditions(
+    conditions: list[Condition], spec: SafetyEvolutionSpec, stages: dict[str, StageEntry], summaries: list[RoundStatus],
+    complete: bool, suspended: bool, promoted: str, progressing_at: Optional[StageKey], ctx: Context,
+) -> list[Condition]:
+    """Degraded, SafetyRegressed, Progressing and Ready from the stages and the latest round's gate."""
+    g, now = ctx.generation, ctx.now_s
+    failed = _in_state(stages, StageState.FAILED)
+    if failed:
+        entry = stages[failed[0]]
+        message = f"stage {failed[0]} failed {entry.failures} times: {entry.reason}"
+        conditions = set_condition(conditions, ConditionType.DEGRADED, True, "StageFailed", message, now, g)
+    else:
+        conditions = set_condition(conditions, ConditionType.DEGRADED, False, "AsExpected", "", now, g)
+    latest = summaries[-1] if summaries else None
+    if latest and latest.gate and not latest.gate.passed:
+        message = f"round {latest.round}: " + "; ".join(latest.gate.failures)
+        conditions = set_condition(conditions, ConditionType.SAFETY_REGRESSED, True, "GateFailed", message, now, g)
+    else:
+        reason = "GatesPassed" if latest and latest.gate else "NoGatedRound"
+        conditions = set_condition(conditions, ConditionType.SAFETY_REGRESSED, False, reason, "", now, g)
+    if suspended:
+        conditions = set_condition(conditions, ConditionType.PROGRESSING, False, "Suspended", "spec.suspend is true", now, g)
+    elif failed:
+        conditions = set_condition(conditions, ConditionType.PROGRESSING, False, "StageFailed", "", now, g)
+    elif _in_state(stages, StageState.RUNNING, StageState.WAITING):
+        conditions = set_condition(conditions, ConditionType.PROGRESSING, True, "StageRunning", progressing_at.label if progressing_at else "", now, g)
+    else:
+        conditions = set_condition(conditions, ConditionType.PROGRESSING, False, "Complete" if complete else "Idle", "", now, g)
+    ready = complete and not failed
+    reason = "Complete" if ready else ("StageFailed" if failed else "InProgress")
+    return set_condition(conditions, ConditionType.READY, ready, reason, f"{spec.rounds} rounds done; promoted {promoted}" if ready else "", now, g)
+
+
+# --- phase 6 -----------------------------------------------------------------------
+
+
+def schedule_next_cycle(status: EvolutionStatus, spec: SafetyEvolutionSpec, ctx: Context) -> tuple[EvolutionStatus, list[Event], Optional[float]]:
+    """On ``spec.schedule``, once the cycle is complete: when the next is due, and at that time a new cycle from the promoted model."""
+    finished = max((parse_time(e.finishedAt) or ctx.now for e in status.stages.values()), default=ctx.now)
+    due = croniter(spec.schedule, finished).get_next(datetime)
+    if due > ctx.now:
+        return status.model_copy(update=dict(nextScheduleTime=format_time(due))), [], (due - ctx.now).total_seconds()
+    entry = HistoryEntry(cycle=status.cycle, promotedModel=status.promotedModel, finishedAt=format_time(finished),
+                         rounds=[HistoryRound(round=r.round, targetASR=r.targetASR) for r in status.rounds])
+    event = Event("Normal", "CycleStarted", f"cycle {status.cycle + 1} re-checks {status.promotedModel} on schedule {spec.schedule}")
+    status = status.model_copy(update=dict(
+        history=[*status.history[-(HISTORY_LENGTH - 1):], entry], cycle=status.cycle + 1, startModel=status.promotedModel,
+        stages={}, rounds=[], activeSpec=None, nextScheduleTime=None,
+    ))
+    return status, [event], 1.0
+
+
+# --- the step ----------------------------------------------------------------------
+
+
+def decide(body: dict[str, Any], observed: Observed, now: datetime, settings: OperatorSettings) -> Decision:
+    """One reconcile step for a SafetyEvolution ``body`` (metadata, spec, status)."""
+    meta = body.get("metadata") or {}
+    ctx = Context(name=meta.get("name", ""), namespace=meta.get("namespace", "default"), uid=meta.get("uid", ""),
+                  generation=int(meta.get("generation") or 1), now=now, settings=settings)
+    status = parse_status(body.get("status"))
+    try:
+        current = SafetyEvolution.model_validate({"apiVersion": API_VERSION, "kind": KIND, "metadata": meta, "spec": body.get("spec")})
+    except ValidationError as exc:
+        invalid = invalid_spec_status(status, ctx.generation, validation_problems(exc), ctx.now_s)
+        # One Event per distinct problem, not per reconcile.
+        events = [] if status.message == invalid.message else [Event("Warning", "InvalidSpec", invalid.message or "")]
+        return Decision(invalid, events=events)
+
+    if status.activeSpec is None:
+        status = status.model_copy(update=dict(activeSpec=current.spec.model_dump(mode="json"), activeGeneration=ctx.generation))
+    spec = SafetyEvolutionSpec.model_validate(status.activeSpec)
+    start_model = status.startModel or spec.target.model
+    edited = status.activeGeneration != ctx.generation
+
+    stages, events = retry_after_edit(status.stages, edited, ctx)
+    if events:
+        spec, edited = current.spec, False
+    stages, folded, progressed = fold_children(stages, observed, spec.retries, ctx)
+    events += folded
+    status = status.model_copy(update=dict(stages=stages))
+    spec, applied, done, applied_events = apply_spec_at_boundary(spec, edited, current.spec, stages, status.done(), ctx)
+    events += applied_events
+    active_generation = ctx.generation if (applied or not edited) else status.activeGeneration
+
+    suspended = spec.suspend or current.spec.suspend
+    create: list[StageObject] = []
     retry_wait: list[float] = []
-    if not spec.suspend and not current.spec.suspend and not failed:
-        # 2. Retries whose backoff has passed get a new, deterministic child name.
-        for label, entry in stages.items():
-            if entry.get("state") != "waiting":
-                continue
-            retry_at = parse_time(entry.get("retryAt")) or now
-            if retry_at <= now:
-                key = _key(label)
-                # Named by attempt, so retries after a spec edit never reuse an old child's name.
-                launch(key, f"{key.child_name(name, cycle)}-retry{entry['attempts']}", f" (retry {entry['attempts']})")
-                progressed = True
-            else:
-                retry_wait.append((retry_at - now).total_seconds())
-        # 3. Children that vanished while running are recreated under the same name.
-        for label, entry in stages.items():
-            if entry.get("state") == "running" and entry["child"] not in observed.children and not any(o.name == entry["child"] for o in create):
-                if entry.get("startedAt") != now_s:  # launched in an earlier reconcile, so not just unlisted yet
-                    launch(_key(label), entry["child"], " (recreated: it was missing)", new_attempt=False)
-        # 4. Whatever the planner says is next.
-        running = {_key(label) for label, e in stages.items() if e.get("state") in ("running", "waiting")}
-        for key in next_stages(spec, done, running):
-            launch(key, key.child_name(name, cycle), "")
-            progressed = True
+    if not suspended and not _in_state(stages, StageState.FAILED):
+        launched = launch_due(spec, stages, done, observed, status.cycle, start_model, ctx)
+        stages, create, retry_wait = launched.stages, launched.create, launched.retry_wait
+        events += launched.events
+        progressed = progressed or launched.progressed
 
-    # 5. Figures, gates and conditions.
     summaries = round_summaries(spec, done)
     promoted = promoted_model(summaries, start_model)
     complete = is_complete(spec, done)
-    status_running = any(e.get("state") in ("running", "waiting") for e in stages.values())
-    conditions = list(status.get("conditions") or [])
-    g = generation
-    if failed:
-        entry = stages[failed[0]]
-        message = f"stage {failed[0]} failed {entry.get('failures')} times: {entry.get('reason', '')}"
-        conditions = set_condition(conditions, "Degraded", True, "StageFailed", message, now_s, g)
-    else:
-        conditions = set_condition(conditions, "Degraded", False, "AsExpected", "", now_s, g)
-    latest = summaries[-1] if summaries else None
-    if latest and latest["gate"] and not latest["gate"]["passed"]:
-        conditions = set_condition(conditions, "SafetyRegressed", True, "GateFailed", f"round {latest['round']}: " + "; ".join(latest["gate"]["failures"]), now_s, g)
-    else:
-        conditions = set_condition(conditions, "SafetyRegressed", False, "GatesPassed" if latest and latest["gate"] else "NoGatedRound", "", now_s, g)
-    suspended = spec.suspend or current.spec.suspend
-    if suspended:
-        conditions = set_condition(conditions, "Progressing", False, "Suspended", "spec.suspend is true", now_s, g)
-    elif failed:
-        conditions = set_condition(conditions, "Progressing", False, "StageFailed", "", now_s, g)
-    elif status_running:
-        stage_key = current_stage(spec, done)
-        conditions = set_condition(conditions, "Progressing", True, "StageRunning", f"{stage_key.label if stage_key else ''}", now_s, g)
-    else:
-        conditions = set_condition(conditions, "Progressing", False, "Complete" if complete else "Idle", "", now_s, g)
-    ready = complete and not failed
-    conditions = set_condition(conditions, "Ready", ready, "Complete" if ready else ("StageFailed" if failed else "InProgress"),
-                               f"{spec.rounds} rounds done; promoted {promoted}" if ready else "", now_s, g)
-
+    failed = bool(_in_state(stages, StageState.FAILED))
     stage_now = current_stage(spec, done)
-    status.update(
-        observedGeneration=g, cycle=cycle, startModel=start_model, stages=stages,
-        round=stage_now.round if stage_now else spec.rounds, stage=stage_now.stage if stage_now else "Done",
-        targetASR=latest["target_asr"] if latest else None, promotedModel=promoted,
-        rounds=[_status_round(s) for s in summaries], conditions=ordered(conditions),
-        phase="Suspended" if suspended else "Degraded" if failed else "Succeeded" if complete else "Running",
-        message="" if not failed else conditions_message(conditions, "Degraded"),
-    )
-    if progressed or "lastProgressTime" not in status:
-        status["lastProgressTime"] = now_s
+    conditions = compute_conditions(status.conditions, spec, stages, summaries, complete, suspended, promoted, stage_now, ctx)
+    status = status.model_copy(update=dict(
+        observedGeneration=ctx.generation, activeGeneration=active_generation, activeSpec=spec.model_dump(mode="json"),
+        startModel=start_model, stages=stages, round=stage_now.round if stage_now else spec.rounds,
+        stage=str(stage_now.stage) if stage_now else "Done", targetASR=summaries[-1].targetASR if summaries else None,
+        promotedModel=promoted, rounds=summaries, conditions=conditions,
+        phase=Phase.SUSPENDED if suspended else Phase.DEGRADED if failed else Phase.SUCCEEDED if complete else Phase.RUNNING,
+        message=next((c.message for c in conditions if c.type == ConditionType.DEGRADED), "") if failed else "",
+    ))
+    if progressed or status.lastProgressTime is None:
+        status = status.model_copy(update=dict(lastProgressTime=ctx.now_s))
 
     requeue = min(retry_wait) if retry_wait else None
-    # 6. Recurrence: a new cycle from the promoted model on schedule.
     if complete and not failed and spec.schedule and not suspended:
-        from croniter import croniter
-
-        finished = max((parse_time(e.get("finishedAt")) or now for e in stages.values()), default=now)
-        due = croniter(spec.schedule, finished).get_next(datetime)
-        status["nextScheduleTime"] = format_time(due)
-        if due <= now:
-            history = list(status.get("history") or [])[-9:]
-            history.append({"cycle": cycle, "promotedModel": promoted, "finishedAt": format_time(finished),
-                            "rounds": [{"round": s["round"], "targetASR": s["target_asr"]} for s in summaries]})
-            status.update(history=history, cycle=cycle + 1, startModel=promoted, stages={}, rounds=[], activeSpec=None)
-            status.pop("nextScheduleTime", None)
-            events.append(("Normal", "CycleStarted", f"cycle {cycle + 1} re-checks {promoted} on schedule {spec.schedule}"))
-            requeue = 1.0
-        else:
-            requeue = min(requeue or 1e9, (due - now).total_seconds())
+        status, cycle_events, requeue_cycle = schedule_next_cycle(status, spec, ctx)
+        events += cycle_events
+        requeue = min(requeue or 1e9, requeue_cycle) if not cycle_events else requeue_cycle
     return Decision(status=status, create=create, events=events, requeue_after=requeue)
 
 
-def conditions_message(conditions: list[dict[str, Any]], type_: str) -> str:
-    return next((c.get("message", "") for c in conditions if c.get("type") == type_), "")
-
-
-def _as_result(data: dict[str, Any]):
-    from seas_runtime.contract import parse_stage_result
-
-    return parse_stage_result(json.dumps(data))
-
-
-def _status_round(summary: dict[str, Any]) -> dict[str, Any]:
-    """A round's figures in status (camelCase, as Kubernetes status fields are)."""
-    return {
-        "round": summary["round"],
-        "targetASR": summary["target_asr"],
-        "redteamASR": summary["redteam_asr"],
-        "benignRefusalRate": summary["benign_refusal_rate"],
-        "judgeErrorRate": summary["judge_error_rate"],
-        "qaAccuracy": summary["knowledge"]["accuracy"],
-        "qaPerplexity": summary["knowledge"]["perplexity"],
-        "qaEntropy": summary["knowledge"]["entropy"],
-        "qaAnswerProbability": summary["knowledge"]["probability"],
-        "accuracyDrop": summary["accuracy_drop"],
-        "byCategory": summary["by_category"],
-        "byStyle": summary["by_style"],
-        "pairs": summary["pairs"],
-        "gate": summary["gate"],
-        "judge": summary["judge"],
-        "seconds": summary["seconds"],
-        "targetModel": summary.get("target_model"),
-        "records": summary["records"],
-    }
-
-
-__all__ = ["Defaults", "Observed", "Decision", "decide"]
+__all__ = [
+    "Decision", "Event", "Observed", "apply_spec_at_boundary", "compute_conditions", "decide", "fold_children",
+    "invalid_spec_status", "launch_due", "read_result", "retry_after_edit", "schedule_next_cycle",
+]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, Optional, Sequence, TypeVar
 
 Messages = list[dict[str, str]]
-Progress = Optional[Callable[[int], None]]
+Advance = Optional[Callable[[int], None]]  # advances a progress task by a number of items
 T = TypeVar("T")
 
 
@@ -43,15 +43,15 @@ class Engine(ABC):
     name: str = "engine"
 
     @abstractmethod
-    def chat(self, conversations: Sequence[Messages], sampling: Sampling, progress: Progress = None) -> list[str]:
+    def chat(self, conversations: Sequence[Messages], sampling: Sampling, progress: Advance = None) -> list[str]:
         """One assistant reply per conversation."""
 
     @abstractmethod
-    def complete(self, prompts: Sequence[str], sampling: Sampling, progress: Progress = None) -> list[str]:
+    def complete(self, prompts: Sequence[str], sampling: Sampling, progress: Advance = None) -> list[str]:
         """One raw completion per prompt (no chat template)."""
 
     @abstractmethod
-    def score(self, requests: Sequence[ScoreRequest], progress: Progress = None) -> list[ContinuationScore]:
+    def score(self, requests: Sequence[ScoreRequest], progress: Advance = None) -> list[ContinuationScore]:
         """Log-probabilities of continuations and options under the model."""
 
     def close(self) -> None:

@@ -5,33 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Optional, Sequence
 
-from .base import ContinuationScore, Engine, Messages, Progress, Sampling, ScoreRequest, batches
+from ..models import load_causal_lm, pick_device
+from ..settings import ModelRef
+from .base import Advance, ContinuationScore, Engine, Messages, Sampling, ScoreRequest, batches
 
 log = logging.getLogger(__name__)
-
-
-def pick_device() -> str:
-    """cuda when present, else cpu."""
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def pick_dtype(requested: str, device: str):
-    """The torch dtype for ``requested``; auto means bf16 where the hardware does it fast."""
-    import torch
-
-    if requested != "auto":
-        return getattr(torch, requested)
-    if device == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    # On CPUs with AVX512-BF16/AMX, bf16 is ~1.5-3x faster than fp32 for generation.
-    try:
-        if torch.ops.mkldnn._is_mkldnn_bf16_supported():
-            return torch.bfloat16
-    except (AttributeError, RuntimeError):
-        pass
-    return torch.float32
 
 
 class TransformersEngine(Engine):
@@ -39,33 +17,29 @@ class TransformersEngine(Engine):
 
     name = "transformers"
 
-    def __init__(self, path: str, dtype: str = "auto", batch_size: int = 32, device: Optional[str] = None, token: Optional[str] = None) -> None:
+    def __init__(self, ref: ModelRef, cache: Optional[str] = None, batch_size: int = 32, device: Optional[str] = None) -> None:
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
 
         self.device = device or pick_device()
-        self.dtype = pick_dtype(dtype, self.device)
         self.batch_size = batch_size
-        self.tokenizer = AutoTokenizer.from_pretrained(path, token=token)
-        if self.tokenizer.pad_token is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=self.dtype, token=token).to(self.device)
+        self.tokenizer, model, self.dtype = load_causal_lm(ref, cache, self.device)
+        self.model = model.to(self.device)
         self.model.eval()
         self._body = getattr(self.model, self.model.base_model_prefix)
         self._head = self.model.get_output_embeddings()
         self._torch = torch
-        log.info("loaded %s on %s as %s", path, self.device, self.dtype)
+        log.info("loaded %s on %s as %s", ref.model, self.device, self.dtype)
 
     def _template(self, messages: Messages) -> str:
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
-    def chat(self, conversations: Sequence[Messages], sampling: Sampling, progress: Progress = None) -> list[str]:
+    def chat(self, conversations: Sequence[Messages], sampling: Sampling, progress: Advance = None) -> list[str]:
         return self._generate([self._template(c) for c in conversations], sampling, progress)
 
-    def complete(self, prompts: Sequence[str], sampling: Sampling, progress: Progress = None) -> list[str]:
+    def complete(self, prompts: Sequence[str], sampling: Sampling, progress: Advance = None) -> list[str]:
         return self._generate(list(prompts), sampling, progress, add_special_tokens=True)
 
-    def _generate(self, texts: list[str], sampling: Sampling, progress: Progress, add_special_tokens: bool = False) -> list[str]:
+    def _generate(self, texts: list[str], sampling: Sampling, progress: Advance, add_special_tokens: bool = False) -> list[str]:
         torch = self._torch
         tok = self.tokenizer
         tok.padding_side = "left"
@@ -93,7 +67,7 @@ class TransformersEngine(Engine):
                 progress(len(chunk))
         return outputs
 
-    def score(self, requests: Sequence[ScoreRequest], progress: Progress = None) -> list[ContinuationScore]:
+    def score(self, requests: Sequence[ScoreRequest], progress: Advance = None) -> list[ContinuationScore]:
         torch = self._torch
         tok = self.tokenizer
         rows = []

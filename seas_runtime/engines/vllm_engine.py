@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
-from .base import ContinuationScore, Engine, Messages, Progress, Sampling, ScoreRequest
+from .base import Advance, ContinuationScore, Engine, Messages, Sampling, ScoreRequest
 
 
 class VllmEngine(Engine):
@@ -41,19 +41,19 @@ class VllmEngine(Engine):
             max_tokens=sampling.max_new_tokens, seed=sampling.seed, **extra,
         )
 
-    def chat(self, conversations: Sequence[Messages], sampling: Sampling, progress: Progress = None) -> list[str]:
+    def chat(self, conversations: Sequence[Messages], sampling: Sampling, progress: Advance = None) -> list[str]:
         outputs = self.llm.chat(list(conversations), self._params(sampling), use_tqdm=False)
         if progress:
             progress(len(outputs))
         return [o.outputs[0].text.strip() for o in outputs]
 
-    def complete(self, prompts: Sequence[str], sampling: Sampling, progress: Progress = None) -> list[str]:
+    def complete(self, prompts: Sequence[str], sampling: Sampling, progress: Advance = None) -> list[str]:
         outputs = self.llm.generate(list(prompts), self._params(sampling), use_tqdm=False)
         if progress:
             progress(len(outputs))
         return [o.outputs[0].text.strip() for o in outputs]
 
-    def score(self, requests: Sequence[ScoreRequest], progress: Progress = None) -> list[ContinuationScore]:
+    def score(self, requests: Sequence[ScoreRequest], progress: Advance = None) -> list[ContinuationScore]:
         # prompt_logprobs=0 returns the log-probability of every actual prompt token.
         params = self._vllm.SamplingParams(max_tokens=1, prompt_logprobs=0, temperature=0.0)
         starts = [len(self.tokenizer(r.prompt)["input_ids"]) for r in requests]

@@ -7,40 +7,27 @@ from pathlib import Path
 
 from .. import data
 from ..artifacts import write_jsonl
-from ..contract import AttackConfig, AttackResult, EvaluateConfig, VerdictCounts
+from ..contract import AttackConfig, AttackResult, VerdictCounts
+from ..engine_pool import EnginePool
 from ..engines import Sampling
-from ..metrics import asr, count
+from ..figures import asr, count
+from ..judges import make_judge
 from ..progress import Progress
-from ..prompts import clean_attack, redteam_instruction
-from .common import EnginePool, judge_for
-
-
-def write_attacks(pool: EnginePool, cfg: AttackConfig | EvaluateConfig, seeds: list[data.PromptItem], per_seed: int, progress: Progress, task: str) -> list[dict]:
-    """Red-team prompts for each seed, with the instruction that produced them (the DPO prompt)."""
-    jobs = [(seed, k) for seed in seeds for k in range(per_seed)]
-    instructions = [redteam_instruction(seed) for seed, _ in jobs]
-    sampling = Sampling(cfg.attack.temperature, cfg.attack.topP, cfg.attack.maxNewTokens, seed=cfg.seed * 1000 + cfg.round)
-    texts = pool.get(cfg.redTeam).chat([[{"role": "user", "content": i}] for i in instructions], sampling, progress.task(task, len(jobs)))
-    rows = []
-    for (seed, k), instruction, text in zip(jobs, instructions, texts):
-        attack = clean_attack(text)
-        rows.append({
-            "id": f"r{cfg.round}-{seed.id}-p{k}", "seed_id": seed.id, "category": seed.category, "style": seed.style,
-            "instruction": instruction, "prompt": attack or seed.prompt, "fallback": not attack,
-        })
-    return rows
+from ..redteam import write_attacks
 
 
 def run(cfg: AttackConfig, progress: Progress) -> AttackResult:
     started = time.monotonic()
     seeds = data.stratified_subset(data.load("seeds", cfg.seeds), cfg.attack.maxSeeds, cfg.seed + cfg.round)
     pool = EnginePool(cfg.cacheDir, cfg.attack.batchSize, cfg.seed)
-    rows = write_attacks(pool, cfg, seeds, cfg.attack.samplesPerSeed, progress, "red team writes prompts")
+    red_team = pool.get(cfg.redTeam)
+    rows = write_attacks(red_team, seeds, cfg.attack.samplesPerSeed, cfg.attack, cfg.seed, cfg.round,
+                         progress.task("red team writes prompts", len(seeds) * cfg.attack.samplesPerSeed))
     n = cfg.attack.responsesPerPrompt
     sampling = Sampling(cfg.attack.responseTemperature, cfg.attack.topP, cfg.attack.maxNewTokens, seed=cfg.seed * 1000 + cfg.round + 1)
     conversations = [[{"role": "user", "content": row["prompt"]}] for row in rows for _ in range(n)]
     answers = pool.get(cfg.target).chat(conversations, sampling, progress.task("target answers", len(conversations)))
-    judge = judge_for(cfg.classifier, pool)
+    judge = make_judge(cfg.classifier, pool.get)
     pairs = [(c[0]["content"], a) for c, a in zip(conversations, answers)]
     verdicts = judge.judge(pairs, progress.task("judge", len(pairs)))
     pool.close()

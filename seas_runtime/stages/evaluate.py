@@ -3,37 +3,20 @@ benign over-refusal, and knowledge drift (arXiv 2409.19476)."""
 
 from __future__ import annotations
 
-import random
 import time
 from pathlib import Path
 
 from .. import data
 from ..artifacts import write_jsonl
-from ..contract import EvaluateConfig, EvaluateResult, KnowledgeFigures, VerdictCounts
-from ..engines import Engine, Sampling, ScoreRequest
+from ..contract import EvaluateConfig, EvaluateResult, VerdictCounts
+from ..engine_pool import EnginePool
+from ..engines import Sampling
+from ..figures import asr, asr_by, count, error_rate, rate
+from ..judges import make_judge
 from ..judges.refusal import is_refusal
-from ..metrics import asr, asr_by, count, error_rate, item_knowledge, mean_knowledge, rate
+from ..knowledge import knowledge
 from ..progress import Progress
-from ..prompts import knowledge_choice, knowledge_context, knowledge_question
-from .attack import write_attacks
-from .common import EnginePool, judge_for
-
-
-def knowledge(engine: Engine, items: list[data.QAItem], kinds: list[str], seed: int, progress: Progress) -> dict[str, KnowledgeFigures]:
-    """Accuracy, perplexity, entropy and answer probability per context kind."""
-    rng = random.Random(seed)
-    requests, layout = [], []
-    for kind in kinds:
-        for item in items:
-            prompt = knowledge_question(item, knowledge_context(item, kind, items, rng))
-            layout.append((kind, item, len(requests)))
-            requests.extend(ScoreRequest(prompt, knowledge_choice(choice)) for choice in item.choices)
-    scores = engine.score(requests, progress.task("knowledge", len(requests)))
-    per_kind: dict[str, list] = {kind: [] for kind in kinds}
-    for kind, item, start in layout:
-        choice_scores = scores[start : start + len(item.choices)]
-        per_kind[kind].append(item_knowledge([s.logprob for s in choice_scores], item.answer, choice_scores[item.answer].tokens))
-    return {kind: KnowledgeFigures(**mean_knowledge(values)) for kind, values in per_kind.items()}
+from ..redteam import write_attacks
 
 
 def run(cfg: EvaluateConfig, progress: Progress) -> EvaluateResult:
@@ -49,18 +32,21 @@ def run(cfg: EvaluateConfig, progress: Progress) -> EvaluateResult:
     target = pool.get(cfg.target)
     answers = target.chat([[{"role": "user", "content": i.prompt}] for i in heldout], greedy, progress.task("held-out answers", len(heldout)))
     benign_answers = target.chat([[{"role": "user", "content": i.prompt}] for i in benign], greedy, progress.task("benign answers", len(benign)))
-    by_context = knowledge(target, questions, list(ev.knowledgeContexts), cfg.seed, progress)
+    scored = sum(len(q.choices) for q in questions) * len(ev.knowledgeContexts)
+    by_context = knowledge(target, questions, list(ev.knowledgeContexts), cfg.seed, progress.task("knowledge", scored))
 
     red_rows: list[dict] = []
     red_answers: list[str] = []
     if cfg.redTeam is not None and ev.redteamSamples > 0:
         seeds = data.stratified_subset(data.load("seeds", cfg.data.seeds), cfg.attack.maxSeeds, cfg.seed)
-        red_rows = write_attacks(pool, cfg, seeds, ev.redteamSamples, progress, "red-team prompts")
+        red_team = pool.get(cfg.redTeam)
+        red_rows = write_attacks(red_team, seeds, ev.redteamSamples, cfg.attack, cfg.seed, cfg.round,
+                                 progress.task("red-team prompts", len(seeds) * ev.redteamSamples))
         red_answers = pool.get(cfg.baselineTarget).chat(
             [[{"role": "user", "content": r["prompt"]}] for r in red_rows], greedy, progress.task("round-0 target answers", len(red_rows))
         )
 
-    judge = judge_for(cfg.classifier, pool)
+    judge = make_judge(cfg.classifier, pool.get)
     verdicts = judge.judge([(i.prompt, a) for i, a in zip(heldout, answers)], progress.task("judge held-out", len(heldout)))
     red_verdicts = judge.judge([(r["prompt"], a) for r, a in zip(red_rows, red_answers)]) if red_rows else []
     pool.close()

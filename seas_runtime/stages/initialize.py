@@ -14,8 +14,8 @@ from pathlib import Path
 from .. import data
 from ..contract import InitializeConfig, InitializeResult
 from ..progress import Progress
-from ..prompts import redteam_instruction
-from .training import common_args, load_for_training, logged_mean, lora_config, progress_callback, save_merged
+from ..redteam import redteam_instruction
+from ..training import common_args, load_for_training, logged_mean, lora_config, progress_callback, save_merged
 
 
 def sft_examples(seeds: list[data.PromptItem]) -> list[dict]:

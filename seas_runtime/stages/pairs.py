@@ -8,7 +8,7 @@ from pathlib import Path
 from .. import data
 from ..artifacts import read_jsonl, write_jsonl
 from ..contract import PairsConfig, PairsResult
-from ..pairs import record_from_row, select_pairs
+from ..pair_selection import record_from_row, select_pairs
 from ..progress import Progress
 
 

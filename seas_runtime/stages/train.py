@@ -10,7 +10,7 @@ from ..artifacts import read_jsonl
 from ..contract import TrainConfig, TrainResult
 from ..data import DataError
 from ..progress import Progress
-from .training import common_args, load_for_training, logged_mean, lora_config, progress_callback, save_merged
+from ..training import common_args, load_for_training, logged_mean, lora_config, progress_callback, save_merged
 
 log = logging.getLogger(__name__)
 

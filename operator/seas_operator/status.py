@@ -1,0 +1,182 @@
+"""The evolution's status as typed models: what the operator writes, the CRD's status schema, metrics and reports read.
+
+``EvolutionStatus`` is parsed from the custom resource at the start of every
+reconcile and dumped whole at the end (``dump_status``), so every field exists
+once, here. ``RoundStatus`` is the one summary of an evaluated round: status,
+Prometheus metrics, ``report.json``/``report.md``/``asr.png`` and the CLI all
+read it.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from seas_runtime.contract import JudgeInfo, StageKey, StageResultField
+
+
+class _Status(BaseModel):
+    # Status is read back from the API server: tolerate what an older or newer operator wrote.
+    model_config = ConfigDict(extra="ignore")
+
+
+class StageState(StrEnum):
+    """Where one stage of a cycle stands."""
+
+    RUNNING = "running"  # its child exists (or is being created)
+    WAITING = "waiting"  # failed, a retry is due at retryAt
+    SUCCEEDED = "succeeded"  # its result is recorded
+    FAILED = "failed"  # failed beyond spec.retries; an edit of the spec retries it
+
+
+class Phase(StrEnum):
+    """One word for the whole evolution."""
+
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUSPENDED = "Suspended"
+    SUCCEEDED = "Succeeded"
+    DEGRADED = "Degraded"
+    FAILED = "Failed"
+
+
+class ConditionType(StrEnum):
+    READY = "Ready"
+    PROGRESSING = "Progressing"
+    DEGRADED = "Degraded"
+    SAFETY_REGRESSED = "SafetyRegressed"
+
+
+class ConditionStatus(StrEnum):
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class Condition(_Status):
+    """A Kubernetes condition (API conventions)."""
+
+    type: ConditionType = Field(description="Ready, Progressing, Degraded or SafetyRegressed.")
+    status: ConditionStatus = Field(description="True, False or Unknown.")
+    reason: str = Field("", description="CamelCase reason for the last transition.")
+    message: str = Field("", description="Human-readable detail.")
+    lastTransitionTime: Optional[str] = Field(None, description="When the status last changed.", json_schema_extra={"format": "date-time"})
+    observedGeneration: Optional[int] = Field(None, description="The metadata.generation the condition was computed for.",
+                                              json_schema_extra={"format": "int64"})
+
+    @property
+    def is_true(self) -> bool:
+        return self.status == ConditionStatus.TRUE
+
+
+class StageEntry(_Status):
+    """Bookkeeping of one stage: its child, attempts, failures, times and result."""
+
+    state: StageState = Field(description="running, waiting (for a retry), succeeded or failed (beyond spec.retries).")
+    child: str = Field("", description="Name of the child object of the latest attempt.")
+    kind: str = Field("", description="Kind of that child: Job, PyTorchJob or TrainJob.")
+    attempts: int = Field(0, description="Children launched for this stage.")
+    failures: int = Field(0, description="Attempts that failed.")
+    reason: str = Field("", description="Why the latest attempt failed.")
+    startedAt: Optional[str] = Field(None, description="When the latest attempt started.", json_schema_extra={"format": "date-time"})
+    finishedAt: Optional[str] = Field(None, description="When the latest attempt finished.", json_schema_extra={"format": "date-time"})
+    retryAt: Optional[str] = Field(None, description="When the next attempt is due.", json_schema_extra={"format": "date-time"})
+    result: Optional[StageResultField] = Field(None, description="The stage's result, as its container reported it.")
+
+
+class PairCounts(_Status):
+    target: int = Field(0, description="DPO pairs for the target.")
+    redteam: int = Field(0, description="DPO pairs for the red team.")
+
+
+class GateResult(_Status):
+    passed: bool = Field(description="Whether the round met every gate.")
+    failures: list[str] = Field(default_factory=list, description="Which gates failed, and by how much.")
+
+
+class RoundStatus(_Status):
+    """One evaluated round: its figures, the judge that produced them, the gate result and artifact paths."""
+
+    round: int = Field(description="Round number; 0 is the baseline.")
+    targetASR: Optional[float] = Field(None, description="Held-out attack success rate of the target (lower is safer).")
+    redteamASR: Optional[float] = Field(None, description="Attack success rate of the red team against the round-0 target.")
+    benignRefusalRate: Optional[float] = Field(None, description="Share of benign prompts the target refused (over-refusal).")
+    judgeErrorRate: Optional[float] = Field(None, description="Share of answers the judge could not label.")
+    qaAccuracy: Optional[float] = Field(None, description="Knowledge QA accuracy.")
+    qaPerplexity: Optional[float] = Field(None, description="Perplexity of the correct QA answers (geometric mean over questions).")
+    qaEntropy: Optional[float] = Field(None, description="Mean entropy (nats) over the answer choices.")
+    qaAnswerProbability: Optional[float] = Field(None, description="Mean probability of the correct answer.")
+    accuracyDrop: Optional[float] = Field(None, description="QA accuracy lost against round 0.")
+    byCategory: dict[str, float] = Field(default_factory=dict, description="Target ASR per risk category.")
+    byStyle: dict[str, float] = Field(default_factory=dict, description="Target ASR per attack style.")
+    pairs: PairCounts = Field(default_factory=PairCounts, description="DPO pairs the round trained on.")
+    gate: Optional[GateResult] = Field(None, description="The gate result (rounds after the baseline).")
+    judge: Optional[JudgeInfo] = Field(None, description="The judge that produced the figures.")
+    seconds: Optional[float] = Field(None, description="Wall time of the round's stages.")
+    targetModel: Optional[str] = Field(None, description="The target this round produced.")
+    records: Optional[str] = Field(None, description="Evaluation records on the artifact volume.")
+
+
+class HistoryRound(_Status):
+    round: int
+    targetASR: Optional[float] = None
+
+
+class HistoryEntry(_Status):
+    """A finished cycle, kept when a scheduled re-check starts the next one."""
+
+    cycle: int = Field(description="The cycle's number.")
+    promotedModel: Optional[str] = Field(None, description="The model it promoted.")
+    finishedAt: Optional[str] = Field(None, description="When its last stage finished.", json_schema_extra={"format": "date-time"})
+    rounds: list[HistoryRound] = Field(default_factory=list, description="Target ASR per round.")
+
+
+class EvolutionStatus(_Status):
+    """Observed state, rebuilt from the child objects and their results on every reconcile."""
+
+    observedGeneration: Optional[int] = Field(None, description="The metadata.generation this status describes.", json_schema_extra={"format": "int64"})
+    phase: Optional[Phase] = Field(
+        None,
+        description="One word for the evolution: Pending (not started), Running, Suspended (spec.suspend), "
+        "Succeeded (rounds done), Degraded (a stage failed beyond spec.retries) or Failed (the spec is invalid).",
+    )
+    message: Optional[str] = Field(None, description="Why the evolution is Degraded or Failed.")
+    cycle: int = Field(0, description="Cycle number: 0 first, +1 for each scheduled re-check.")
+    round: Optional[int] = Field(None, description="Round being worked on: 0 is the baseline evaluation, 1..spec.rounds are SEAS rounds.")
+    stage: Optional[str] = Field(None, description="Stage being worked on: initialize, attack, pairs, train-target, train-redteam, evaluate, or Done.")
+    targetASR: Optional[float] = Field(None, description="Held-out target attack success rate of the latest evaluated round.")
+    promotedModel: Optional[str] = Field(None, description="The target that passed its gates most recently, else the starting model: the model to deploy.")
+    startModel: Optional[str] = Field(None, description="The target this cycle started from.")
+    lastProgressTime: Optional[str] = Field(None, description="When a stage last started or finished.", json_schema_extra={"format": "date-time"})
+    nextScheduleTime: Optional[str] = Field(None, description="When spec.schedule starts the next cycle.", json_schema_extra={"format": "date-time"})
+    activeGeneration: Optional[int] = Field(
+        None, description="The generation whose spec the running cycle follows (spec changes apply at round boundaries).", json_schema_extra={"format": "int64"}
+    )
+    activeSpec: Optional[dict[str, Any]] = Field(None, description="The spec the running stages follow.")
+    conditions: list[Condition] = Field(
+        default_factory=list, description="Ready, Progressing, Degraded and SafetyRegressed.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+    rounds: list[RoundStatus] = Field(default_factory=list, description="One entry per evaluated round, round 0 first.")
+    stages: dict[str, StageEntry] = Field(default_factory=dict, description="Per stage (r<round>/<stage>): child object, attempts, failures, times and result.")
+    history: list[HistoryEntry] = Field(default_factory=list, description="Summaries of finished cycles.")
+
+    def condition(self, type_: ConditionType) -> Optional[Condition]:
+        """The condition of ``type_``, if set."""
+        return next((c for c in self.conditions if c.type == type_), None)
+
+    def done(self) -> dict[StageKey, Any]:
+        """The results of the stages that succeeded, by key."""
+        return {StageKey.from_label(label): e.result for label, e in self.stages.items() if e.state == StageState.SUCCEEDED and e.result is not None}
+
+
+def parse_status(data: Optional[dict[str, Any]]) -> EvolutionStatus:
+    """The status stored on the object (kopf's own bookkeeping under ``kopf`` is not ours)."""
+    return EvolutionStatus.model_validate({k: v for k, v in (data or {}).items() if k != "kopf"})
+
+
+def dump_status(status: EvolutionStatus) -> dict[str, Any]:
+    """The status as written to the API: unset fields are left out, so a merge patch never re-sends nulls."""
+    return status.model_dump(mode="json", exclude_none=True)

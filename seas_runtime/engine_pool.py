@@ -1,0 +1,37 @@
+"""One loaded model at a time: stages ask the pool for the model they need next."""
+
+from __future__ import annotations
+
+import logging
+from typing import Optional
+
+from .engines import Engine, open_engine
+from .settings import ModelRef
+
+log = logging.getLogger(__name__)
+
+
+class EnginePool:
+    """Keeps one model loaded and reuses it while the same model is asked for again."""
+
+    def __init__(self, cache: Optional[str], batch_size: int, seed: int) -> None:
+        self.cache, self.batch_size, self.seed = cache, batch_size, seed
+        self._key: Optional[tuple] = None
+        self._engine: Optional[Engine] = None
+
+    def get(self, ref: ModelRef) -> Engine:
+        """The engine for ``ref``, loading it (and freeing the previous one) when it is not the current one."""
+        key = (ref.model, ref.engine, ref.dtype, ref.tensorParallelSize)
+        if key != self._key:
+            self.close()
+            log.info("loading %s", ref.model)
+            self._engine = open_engine(ref, self.cache, self.batch_size, self.seed)
+            self._key = key
+        assert self._engine is not None
+        return self._engine
+
+    def close(self) -> None:
+        """Free the loaded model."""
+        if self._engine is not None:
+            self._engine.close()
+        self._engine, self._key = None, None

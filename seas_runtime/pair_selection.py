@@ -1,0 +1,175 @@
+"""Pure pair selection: attack records in, DPO preference pairs out (SEAS, arXiv 2408.02632).
+
+Red team, per seed: the prompt that most often got an unsafe answer is chosen,
+the one that most often got a safe answer is rejected. Target, per adversarial
+prompt: a safe answer is chosen, an unsafe one rejected. Error verdicts never
+count as either.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Iterable, Optional, Sequence
+
+from .data import HelpfulItem
+
+REFUSALS = (
+    "I'm sorry, but I can't help with that. It could cause real harm.",
+    "I can't assist with that request. If you're facing a difficult situation, I'm happy to help in a safe way.",
+    "Sorry, I cannot provide that. It could put people at risk, but I can help with something else.",
+)
+
+
+def refusal_for(key: str) -> str:
+    """A deterministic refusal (chosen answer when the target gave no safe one)."""
+    return REFUSALS[sum(map(ord, key)) % len(REFUSALS)]
+
+
+@dataclass(frozen=True)
+class Response:
+    text: str
+    verdict: str  # safe | unsafe | error
+
+
+@dataclass(frozen=True)
+class AttackRecord:
+    id: str
+    seed_id: str
+    instruction: str
+    prompt: str
+    responses: tuple[Response, ...]
+
+    def tally(self, label: str) -> int:
+        return sum(r.verdict == label for r in self.responses)
+
+
+@dataclass(frozen=True)
+class Pair:
+    prompt: str
+    chosen: str
+    rejected: str
+    source: str
+
+    def as_row(self) -> dict:
+        return {"prompt": self.prompt, "chosen": self.chosen, "rejected": self.rejected, "source": self.source}
+
+
+@dataclass
+class PairSet:
+    target: list[Pair] = field(default_factory=list)
+    redteam: list[Pair] = field(default_factory=list)
+    helpful: int = 0
+    dropped: Counter = field(default_factory=Counter)
+
+
+def record_from_row(row: dict) -> AttackRecord:
+    """An attack record from its JSONL row."""
+    return AttackRecord(
+        id=row["id"],
+        seed_id=row["seed_id"],
+        instruction=row["instruction"],
+        prompt=row["prompt"],
+        responses=tuple(Response(r["text"], r["verdict"]) for r in row["responses"]),
+    )
+
+
+def _unsafe_rate(record: AttackRecord) -> float:
+    judged = record.tally("safe") + record.tally("unsafe")
+    return record.tally("unsafe") / judged
+
+
+def redteam_pairs(records: Sequence[AttackRecord]) -> list[Pair]:
+    """Per seed: the prompt with the highest unsafe rate (chosen) over the lowest (rejected).
+
+    Only prompts with at least one judged answer take part, so error verdicts
+    never pass for safe; ties keep sampling order, so the result is deterministic.
+    """
+    by_seed: dict[str, list[AttackRecord]] = defaultdict(list)
+    for record in records:
+        if record.prompt.strip() and record.tally("safe") + record.tally("unsafe") > 0:
+            by_seed[record.seed_id].append(record)
+    pairs = []
+    for seed_id in sorted(by_seed):
+        group = by_seed[seed_id]
+        best = max(group, key=_unsafe_rate)
+        worst = min(group, key=_unsafe_rate)
+        if _unsafe_rate(best) <= _unsafe_rate(worst) or best.prompt == worst.prompt:
+            continue
+        pairs.append(Pair(best.instruction, best.prompt, worst.prompt, f"redteam:{seed_id}"))
+    return pairs
+
+
+def target_pairs(records: Sequence[AttackRecord], refusal_fallback: bool) -> list[Pair]:
+    """Per adversarial prompt: a safe answer (or a fixed refusal) over an unsafe one."""
+    pairs = []
+    for record in records:
+        if not record.prompt.strip():
+            continue
+        unsafe = [r.text for r in record.responses if r.verdict == "unsafe" and r.text.strip()]
+        safe = [r.text for r in record.responses if r.verdict == "safe" and r.text.strip()]
+        if not unsafe:
+            continue
+        if safe:
+            chosen = safe[0]
+        elif refusal_fallback:
+            chosen = refusal_for(record.id)
+        else:
+            continue
+        pairs.append(Pair(record.prompt, chosen, unsafe[0], f"target:{record.id}"))
+    return pairs
+
+
+def helpful_pairs(items: Sequence[HelpfulItem], count: int, seed: int) -> list[Pair]:
+    """Answer-over-refusal pairs that keep the target from learning to refuse everything."""
+    picked = random.Random(seed).sample(list(items), min(count, len(items)))
+    return [Pair(item.prompt, item.answer, refusal_for(item.id), f"helpful:{item.id}") for item in picked]
+
+
+def _clean(pairs: Iterable[Pair], max_prompt: int, max_response: int, dropped: Counter) -> list[Pair]:
+    seen: set[tuple[str, str, str]] = set()
+    out = []
+    for pair in pairs:
+        if len(pair.prompt) > max_prompt:
+            dropped["promptTooLong"] += 1
+            continue
+        chosen, rejected = pair.chosen[:max_response].strip(), pair.rejected[:max_response].strip()
+        if not chosen or not rejected or chosen == rejected:
+            dropped["degenerate"] += 1
+            continue
+        key = (pair.prompt.strip().lower(), chosen.lower(), rejected.lower())
+        if key in seen:
+            dropped["duplicate"] += 1
+            continue
+        seen.add(key)
+        out.append(Pair(pair.prompt, chosen, rejected, pair.source))
+    return out
+
+
+def _cap(pairs: list[Pair], limit: Optional[int], seed: int, dropped: Counter, name: str) -> list[Pair]:
+    if limit is None or len(pairs) <= limit:
+        return pairs
+    dropped[f"{name}OverCap"] += len(pairs) - limit
+    return random.Random(seed).sample(pairs, limit)
+
+
+def select_pairs(
+    records: Sequence[AttackRecord],
+    helpful: Sequence[HelpfulItem],
+    *,
+    helpful_count: int,
+    refusal_fallback: bool,
+    max_prompt_chars: int,
+    max_response_chars: int,
+    max_pairs: Optional[int],
+    seed: int,
+) -> PairSet:
+    """All of a round's pairs, de-duplicated, length-capped and counted."""
+    result = PairSet()
+    target = _cap(_clean(target_pairs(records, refusal_fallback), max_prompt_chars, max_response_chars, result.dropped), max_pairs, seed, result.dropped, "target")
+    result.redteam = _cap(_clean(redteam_pairs(records), max_prompt_chars, max_response_chars, result.dropped), max_pairs, seed, result.dropped, "redteam")
+    extra = _clean(helpful_pairs(helpful, helpful_count, seed), max_prompt_chars, max_response_chars, result.dropped) if target else []
+    result.helpful = len(extra)
+    result.target = target + extra
+    return result

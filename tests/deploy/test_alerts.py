@@ -1,0 +1,192 @@
+"""Alert rules: promtool (Debian's `prometheus` package; .ci/install-promtool.sh)
+checks and unit-tests the rule file the chart embeds, and the rules as rendered
+into the PrometheusRule. promtool missing is a failure, never a skip.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import yaml
+
+from tests.helpers.helm_tools import CHART, OPERATOR_METRICS, ROOT, metric_names, metric_names_used, promtool, rendered_rule_groups, rule_exprs
+
+RULES = CHART / "files" / "alerts.yaml"
+UNIT_TESTS = CHART / "tests" / "alerts_test.yaml"
+DOCS = ROOT / "docs" / "operations.md"
+
+REQUIRED_ALERTS = {
+    "SeasTargetASRAboveGate",
+    "SeasSafetyRegressed",
+    "SeasCapabilityRegressed",
+    "SeasEvolutionDegraded",
+    "SeasNoProgress",
+}
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    proc = subprocess.run([promtool(), *args], capture_output=True, text=True)
+    return proc
+
+
+def _alerts(groups: list[dict]) -> dict[str, dict]:
+    return {rule["alert"]: rule for group in groups for rule in group["rules"] if "alert" in rule}
+
+
+def _file_groups() -> list[dict]:
+    return yaml.safe_load(RULES.read_text())["groups"]
+
+
+def _write_rendered(tmp_path: Path, groups: list[dict]) -> Path:
+    rules = tmp_path / "rendered-alerts.yaml"
+    rules.write_text(yaml.safe_dump({"groups": groups}, sort_keys=False))
+    return rules
+
+
+def _unit_tests_for(tmp_path: Path, rules: Path) -> Path:
+    """The chart's promtool unit tests, pointed at another rule file."""
+    tests = yaml.safe_load(UNIT_TESTS.read_text())
+    tests["rule_files"] = [str(rules)]
+    path = tmp_path / "alerts_test.yaml"
+    path.write_text(yaml.safe_dump(tests, sort_keys=False))
+    return path
+
+
+def test_promtool_is_installed():
+    proc = _run("--version")
+    assert proc.returncode == 0, proc.stderr
+    assert "promtool" in proc.stdout + proc.stderr
+
+
+def test_rule_file_passes_promtool_check():
+    proc = _run("check", "rules", str(RULES))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "SUCCESS" in proc.stdout + proc.stderr
+
+
+def test_rule_file_passes_promtool_unit_tests():
+    proc = _run("test", "rules", str(UNIT_TESTS))
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "SUCCESS" in proc.stdout + proc.stderr
+
+
+def test_rendered_rules_pass_promtool(tmp_path):
+    rules = _write_rendered(tmp_path, rendered_rule_groups())
+    check = _run("check", "rules", str(rules))
+    assert check.returncode == 0, check.stdout + check.stderr
+    unit = _run("test", "rules", str(_unit_tests_for(tmp_path, rules)))
+    assert unit.returncode == 0, unit.stdout + unit.stderr
+
+
+def test_rendered_rules_equal_the_file_with_default_values():
+    assert rendered_rule_groups() == _file_groups()
+
+
+def test_values_adjust_the_rendered_rules(tmp_path):
+    groups = rendered_rule_groups(
+        {
+            "prometheusRule": {
+                "noProgressSeconds": 3600,
+                "runbookBaseUrl": "https://wiki.example/seas/runbook/",
+                "alertLabels": {"team": "ml-platform", "severity": "page"},
+            }
+        }
+    )
+    alerts = _alerts(groups)
+    assert "seas_last_progress_timestamp_seconds > 3600" in alerts["SeasNoProgress"]["expr"]
+    for name, alert in alerts.items():
+        assert alert["annotations"]["runbook_url"] == f"https://wiki.example/seas/runbook#{name.lower()}"
+        assert alert["labels"]["team"] == "ml-platform"
+        assert alert["labels"]["severity"] in {"warning", "critical"}, "an alert's own severity wins over alertLabels"
+    check = _run("check", "rules", str(_write_rendered(tmp_path, groups)))
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_no_progress_threshold_default_matches_values():
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    threshold = values["prometheusRule"]["noProgressSeconds"]
+    expr = _alerts(_file_groups())["SeasNoProgress"]["expr"]
+    assert re.search(rf"seas_last_progress_timestamp_seconds > {threshold}\b", expr)
+
+
+def test_required_alerts_and_their_annotations():
+    alerts = _alerts(_file_groups())
+    assert REQUIRED_ALERTS <= set(alerts)
+    docs = DOCS.read_text()
+    anchors = {_github_anchor(h) for h in re.findall(r"^#+\s+(.+?)\s*$", docs, re.M)}
+    for name, alert in alerts.items():
+        assert alert["labels"]["severity"] in {"info", "warning", "critical"}, name
+        annotations = alert["annotations"]
+        assert annotations.get("summary") and annotations.get("description"), name
+        url = annotations["runbook_url"]
+        assert url.startswith("https://github.com/seas-dev/seas-operator/blob/main/docs/operations.md#"), url
+        anchor = url.split("#", 1)[1]
+        assert anchor == name.lower()
+        assert anchor in anchors, f"docs/operations.md has no runbook section for {name} (#{anchor})"
+
+
+def _github_anchor(heading: str) -> str:
+    text = heading.strip().lower()
+    text = re.sub(r"[^\w\- ]", "", text)
+    return text.replace(" ", "-")
+
+
+def test_alert_expressions_match_the_contract():
+    exprs = {name: " ".join(rule["expr"].split()) for name, rule in _alerts(_file_groups()).items()}
+    assert exprs["SeasTargetASRAboveGate"] == "seas_target_asr_latest > on(namespace, evolution) seas_gate_max_target_asr"
+    assert exprs["SeasSafetyRegressed"] == "seas_target_asr_latest > on(namespace, evolution) seas_target_asr_previous"
+    assert exprs["SeasCapabilityRegressed"] == (
+        "seas_qa_accuracy_drop_latest > on(namespace, evolution) seas_gate_max_accuracy_drop"
+    )
+    assert exprs["SeasEvolutionDegraded"] == 'seas_condition{type="Degraded"} == 1'
+    assert 'seas_condition{type="Progressing"} == 1' in exprs["SeasNoProgress"]
+    assert "time() - seas_last_progress_timestamp_seconds" in exprs["SeasNoProgress"]
+
+
+def test_every_alert_has_firing_and_quiet_unit_tests():
+    tests = yaml.safe_load(UNIT_TESTS.read_text())["tests"]
+    firing, quiet = set(), set()
+    for test in tests:
+        for case in test.get("alert_rule_test", []):
+            (firing if case.get("exp_alerts") else quiet).add(case["alertname"])
+    alerts = set(_alerts(_file_groups()))
+    assert alerts <= firing, f"no firing case for {alerts - firing}"
+    assert alerts <= quiet, f"no quiet case for {alerts - quiet}"
+
+
+def test_unit_tests_catch_a_broken_rule(tmp_path):
+    """Mutation check: flip the regression comparison and the unit tests fail."""
+    text = RULES.read_text().replace(
+        "seas_target_asr_latest > on(namespace, evolution) seas_target_asr_previous",
+        "seas_target_asr_latest < on(namespace, evolution) seas_target_asr_previous",
+    )
+    assert text != RULES.read_text()
+    broken = tmp_path / "alerts.yaml"
+    broken.write_text(text)
+    proc = _run("test", "rules", str(_unit_tests_for(tmp_path, broken)))
+    assert proc.returncode != 0
+    assert "SeasSafetyRegressed" in proc.stdout + proc.stderr
+
+
+def test_alerts_query_only_operator_metrics():
+    used = metric_names(rule_exprs(_file_groups()))
+    assert used, "no seas_* metric found in the rules"
+    assert used <= OPERATOR_METRICS, f"unknown metrics: {sorted(used - OPERATOR_METRICS)}"
+
+
+def test_metric_names_used_covers_alerts_and_dashboard():
+    used = metric_names_used()
+    assert used <= OPERATOR_METRICS, f"unknown metrics: {sorted(used - OPERATOR_METRICS)}"
+    # The alerts' metrics are in, and so are the dashboard's per-round and per-stage metrics.
+    assert {"seas_target_asr_latest", "seas_gate_max_target_asr", "seas_condition", "seas_last_progress_timestamp_seconds"} <= used
+    assert {"seas_target_asr", "seas_redteam_asr", "seas_stage_duration_seconds", "seas_stage_failures"} <= used
+
+
+def test_install_script_is_idempotent_when_promtool_exists():
+    assert shutil.which("promtool")
+    proc = subprocess.run(["bash", str(ROOT / ".ci" / "install-promtool.sh")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "already installed" in proc.stdout
