@@ -22,11 +22,16 @@ from pydantic import ValidationError
 
 from .artifacts import write_text
 from .contract import Stage, dump_result, parse_stage_config
+from . import data
 from .data import DataError
+from .engine_pool import EnginePool
+from .judge_eval import evaluate_judge
+from .judges import make_judge
 from .models import ModelError
 from .layout import RESULT_FILE
 from .problems import validation_problems
 from .progress import Progress
+from .settings import ClassifierSpec
 from .stages import recipe
 
 log = logging.getLogger("seas_runtime")
@@ -35,8 +40,44 @@ EXIT_CONFIG = 2
 EXIT_INPUT = 3
 
 
+def judge_eval_main(argv: Sequence[str]) -> int:
+    """``seas-runtime judge-eval FILE --classifier TYPE [--model M] [--json]``: a judge's agreement with labelled answers."""
+    parser = argparse.ArgumentParser(prog="seas judge-eval", description="Measure a safety judge against labelled answers.")
+    parser.add_argument("file", help="labelled answers: JSONL or CSV rows with prompt, response, label (safe|unsafe)")
+    parser.add_argument("--classifier", required=True, choices=list(ClassifierSpec.model_fields["type"].annotation.__args__))
+    parser.add_argument("--model", help="judge model (default: the classifier's own)")
+    parser.add_argument("--engine", default="auto", choices=["auto", "transformers", "vllm"])
+    parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
+    parser.add_argument("--confidence", type=float, default=0.95)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args(argv)
+    logging.basicConfig(stream=sys.stderr, level=os.environ.get("SEAS_LOG_LEVEL", "WARNING").upper())
+    try:
+        spec = ClassifierSpec(type=args.classifier, model=args.model, engine=args.engine, dtype=args.dtype)
+        if not 0.5 <= args.confidence < 1:
+            raise ValueError("--confidence must be at least 0.5 and below 1")
+    except (ValidationError, ValueError) as exc:
+        lines = validation_problems(exc) if isinstance(exc, ValidationError) else [str(exc)]
+        print("seas judge-eval: " + "; ".join(lines), file=sys.stderr)
+        return EXIT_CONFIG
+    pool = EnginePool(cache=None, batch_size=16, seed=0)
+    try:
+        items = data.load("judge", args.file)
+        evaluation = evaluate_judge(make_judge(spec, pool.get), items, args.confidence)
+    except (DataError, ModelError) as exc:
+        print(f"seas judge-eval: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    finally:
+        pool.close()
+    print(evaluation.model_dump_json(indent=2) if args.json else "\n".join(evaluation.lines()))
+    return 0
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="seas-runtime", description="Run one SEAS stage.")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["judge-eval"]:
+        return judge_eval_main(argv[1:])
+    parser = argparse.ArgumentParser(prog="seas-runtime", description="Run one SEAS stage, or measure a judge (seas-runtime judge-eval --help).")
     parser.add_argument("stage", choices=[str(s) for s in Stage])
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--config", help="stage config JSON file")

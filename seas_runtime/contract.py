@@ -15,6 +15,7 @@ from typing import Annotated, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from .stats import PairedChange, Rate
 from .settings import AttackSpec, ClassifierSpec, DataSpec, EvaluationSpec, InitializationSpec, ModelRef, PairsSpec, TrainingSpec
 
 MAX_RESULT_BYTES = 4096
@@ -120,6 +121,8 @@ class EvaluateConfig(StageBase):
     evaluation: EvaluationSpec
     attack: AttackSpec
     data: DataSpec
+    previousRecords: Optional[str] = Field(None, description="Records of the previous round's evaluation: the regression test pairs with them.")
+    baselineRecords: Optional[str] = Field(None, description="Records of round 0's evaluation: the accuracy change pairs with them.")
 
 
 StageConfig = Union[InitializeConfig, AttackConfig, PairsConfig, TrainConfig, EvaluateConfig]
@@ -144,6 +147,7 @@ class JudgeInfo(_Strict):
 
     type: str
     model: Optional[str] = None
+    heuristic: bool = Field(False, description="True for a rule-based judge (no model): read its figures with its measured agreement.")
 
 
 class VerdictCounts(_Strict):
@@ -169,7 +173,7 @@ class AttackResult(ResultBase):
     prompts: int
     responses: int
     counts: VerdictCounts
-    asr: Optional[float] = None  # None when nothing could be judged
+    asr: Rate = Field(description="Unsafe answers over judged answers, with its interval.")
     judge: JudgeInfo
 
 
@@ -194,24 +198,29 @@ class TrainResult(ResultBase):
 
 
 class KnowledgeFigures(_Strict):
-    accuracy: float
+    accuracy: Rate
     perplexity: float
     entropy: float
     probability: float
 
 
 class EvaluateResult(ResultBase):
+    """A round's figures. Every rate is k/n with its interval; errors of the judge are left out of ASRs (see judgeErrors)."""
+
     stage: Literal[Stage.EVALUATE] = Stage.EVALUATE
-    targetASR: Optional[float] = None  # None when nothing could be judged; never passes a gate
-    targetCounts: VerdictCounts
-    byCategory: dict[str, float] = Field(default_factory=dict)
-    byStyle: dict[str, float] = Field(default_factory=dict)
-    redteamASR: Optional[float] = None
-    redteamCounts: Optional[VerdictCounts] = None
-    benignRefusalRate: float
-    judgeErrorRate: float
+    directASR: Rate = Field(description="Direct set: plain harmful requests answered unsafely (greedy).")
+    adversarialASR: Rate = Field(description="Adversarial set: templated held-out prompts answered unsafely (greedy).")
+    sampledASR: Optional[Rate] = Field(None, description="Adversarial set, evaluation.samples answers per prompt at evaluation.sampleTemperature.")
+    contrastRefusal: Rate = Field(description="Contrast set: benign requests in attack templates that were refused.")
+    benignRefusal: Rate = Field(description="Benign-but-edgy prompts that were refused.")
+    redteamASR: Optional[Rate] = Field(None, description="The red team's prompts answered unsafely by the fixed round-0 target.")
+    judgeErrors: Rate = Field(description="Direct and adversarial answers the judge could not label.")
+    byCategory: dict[str, Rate] = Field(default_factory=dict, description="Adversarial ASR per risk category.")
+    byStyle: dict[str, Rate] = Field(default_factory=dict, description="Adversarial ASR per attack style.")
     knowledge: KnowledgeFigures
     knowledgeByContext: dict[str, KnowledgeFigures] = Field(default_factory=dict)
+    regression: Optional[PairedChange] = Field(None, description="Unsafe answers on the direct and adversarial sets against the previous round, paired by prompt.")
+    accuracyChange: Optional[PairedChange] = Field(None, description="Wrong QA answers against round 0, paired by question: its difference is the accuracy drop.")
     judge: JudgeInfo
     records: str
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from .contract import KnowledgeFigures
+from .stats import Rate
 from .data import QAItem
 from .engines.base import Advance, Engine, ScoreRequest
 
@@ -44,13 +45,16 @@ def knowledge_context(item: QAItem, kind: str, pool: list[QAItem], rng: random.R
 
 @dataclass(frozen=True)
 class ItemKnowledge:
+    """One question's figures (``id`` pairs it with the same question in another round)."""
+
     correct: bool
     probability: float
     entropy: float
     perplexity: float
+    id: str = ""
 
 
-def item_knowledge(choice_logprobs: Sequence[float], answer: int, answer_tokens: int) -> ItemKnowledge:
+def item_knowledge(choice_logprobs: Sequence[float], answer: int, answer_tokens: int, id: str = "") -> ItemKnowledge:
     """Drift figures for one question (arXiv 2409.19476).
 
     The model's answer distribution is the softmax over the summed
@@ -64,25 +68,25 @@ def item_knowledge(choice_logprobs: Sequence[float], answer: int, answer_tokens:
     entropy = -sum(p * math.log(p) for p in probs if p > 0)
     best = max(range(len(probs)), key=probs.__getitem__)
     perplexity = math.exp(-choice_logprobs[answer] / max(1, answer_tokens))
-    return ItemKnowledge(correct=best == answer, probability=probs[answer], entropy=entropy, perplexity=perplexity)
+    return ItemKnowledge(correct=best == answer, probability=probs[answer], entropy=entropy, perplexity=perplexity, id=id)
 
 
-def mean_knowledge(items: Sequence[ItemKnowledge]) -> dict[str, float]:
-    """Accuracy, geometric-mean perplexity, and mean entropy and answer probability over questions."""
+def mean_knowledge(items: Sequence[ItemKnowledge], confidence: float = 0.95) -> KnowledgeFigures:
+    """Accuracy (k/n with its interval), geometric-mean perplexity, and mean entropy and answer probability."""
     n = max(1, len(items))
     # Per-question perplexities are heavy-tailed (one unlikely one-token answer can reach 1e5),
     # so their mean is the geometric one: exp of the mean per-token negative log-likelihood.
     mean_nll = sum(math.log(i.perplexity) for i in items) / n
-    return {
-        "accuracy": round(sum(i.correct for i in items) / n, 4),
-        "perplexity": round(math.exp(mean_nll), 4),
-        "entropy": round(sum(i.entropy for i in items) / n, 4),
-        "probability": round(sum(i.probability for i in items) / n, 4),
-    }
+    return KnowledgeFigures(
+        accuracy=Rate.of(sum(i.correct for i in items), len(items), confidence),
+        perplexity=round(math.exp(mean_nll), 4),
+        entropy=round(sum(i.entropy for i in items) / n, 4),
+        probability=round(sum(i.probability for i in items) / n, 4),
+    )
 
 
-def knowledge(engine: Engine, items: list[QAItem], kinds: list[str], seed: int, progress: Advance = None) -> dict[str, KnowledgeFigures]:
-    """Accuracy, perplexity, entropy and answer probability per context kind."""
+def score_knowledge(engine: Engine, items: list[QAItem], kinds: list[str], seed: int, progress: Advance = None) -> dict[str, list[ItemKnowledge]]:
+    """Per context kind, each question's figures (cloze scoring of its choices)."""
     rng = random.Random(seed)
     requests, layout = [], []
     for kind in kinds:
@@ -94,5 +98,5 @@ def knowledge(engine: Engine, items: list[QAItem], kinds: list[str], seed: int, 
     per_kind: dict[str, list[ItemKnowledge]] = {kind: [] for kind in kinds}
     for kind, item, start in layout:
         choice_scores = scores[start : start + len(item.choices)]
-        per_kind[kind].append(item_knowledge([s.logprob for s in choice_scores], item.answer, choice_scores[item.answer].tokens))
-    return {kind: KnowledgeFigures(**mean_knowledge(values)) for kind, values in per_kind.items()}
+        per_kind[kind].append(item_knowledge([s.logprob for s in choice_scores], item.answer, choice_scores[item.answer].tokens, item.id))
+    return per_kind

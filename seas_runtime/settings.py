@@ -46,17 +46,33 @@ class ModelRef(Section):
         return value
 
 
+JUDGE_MODELS = {"llama-guard": "meta-llama/Llama-Guard-3-8B", "harmbench": "cais/HarmBench-Mistral-7b-val-cls"}
+
+
 class ClassifierSpec(Section):
     """The safety judge that labels each answer safe, unsafe or error."""
 
-    type: Literal["refusal-match", "llama-guard"] = Field(
+    type: Literal["refusal-match", "llama-guard", "harmbench"] = Field(
         "refusal-match",
-        description="refusal-match: an answer is safe when it contains a refusal marker (AdvBench/GCG convention; "
-        "embedded default). llama-guard: Llama Guard 3 with its S1-S14 categories (cluster default).",
+        description="refusal-match: a heuristic without a model, safe only when the answer opens by declining and does not go on "
+        "to comply (embedded default). llama-guard: Llama Guard with its own chat template and categories (cluster default). "
+        "harmbench: HarmBench's behaviour classifier, which judges the answer against the request.",
     )
-    model: str = Field("meta-llama/Llama-Guard-3-8B", min_length=1, description="Judge model for type llama-guard.")
+    model: Optional[str] = Field(
+        None, min_length=1,
+        description="Judge model for llama-guard and harmbench; default meta-llama/Llama-Guard-3-8B and cais/HarmBench-Mistral-7b-val-cls.",
+    )
     engine: Literal["auto", "transformers", "vllm"] = Field("auto", description="Engine for the judge model.")
-    maxNewTokens: int = Field(16, ge=4, le=256, description="Tokens the judge may generate for its verdict.")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description="Weights dtype of the judge model.")
+    maxNewTokens: int = Field(16, ge=1, le=256, description="Tokens the judge may generate for its verdict.")
+    excludedCategories: list[str] = Field(
+        default_factory=list, description="Llama Guard category codes (e.g. S6) the judge must not flag; passed to the model's chat template."
+    )
+
+    @property
+    def judge_model(self) -> Optional[str]:
+        """The model this judge runs (None for refusal-match)."""
+        return self.model or JUDGE_MODELS.get(self.type)
 
 
 class AttackSpec(Section):
@@ -126,10 +142,20 @@ class InitializationSpec(Section):
 
 
 class EvaluationSpec(Section):
-    """What every evaluation measures."""
+    """What every evaluation measures, and how sure its figures must be."""
 
     maxNewTokens: int = Field(64, ge=8, le=4096, description="Maximum new tokens per evaluated answer.")
     redteamSamples: int = Field(1, ge=0, le=64, description="Red-team prompts per seed for the red-team ASR (0 skips it).")
+    samples: int = Field(
+        1, ge=0, le=64,
+        description="Sampled answers per adversarial prompt at sampleTemperature, for a sampled ASR beside the greedy one (0 skips it).",
+    )
+    sampleTemperature: float = Field(0.7, gt=0.0, le=2.0, description="Temperature of the sampled answers.")
+    confidence: float = Field(
+        0.95, ge=0.5, lt=1.0,
+        description="Confidence of every interval. Gates pass only when the interval's bound is within the limit; "
+        "a round counts as regressed when the paired test's p-value is below 1 - confidence.",
+    )
     knowledgeContexts: list[Literal["none", "false", "random"]] = Field(
         default_factory=lambda: ["none", "false", "random"],
         min_length=1,
@@ -139,10 +165,17 @@ class EvaluationSpec(Section):
 
 
 class DataSpec(Section):
-    """Data sets; each defaults to the set shipped with the runtime and can be a JSONL path."""
+    """Data sets; each defaults to the set shipped with the runtime.
 
-    seeds: Optional[str] = Field(None, description="Seed prompts: JSONL with prompt, category, style.")
-    heldout: Optional[str] = Field(None, description="Held-out adversarial set: JSONL with prompt, category, style.")
-    benign: Optional[str] = Field(None, description="Benign-but-edgy prompts for over-refusal: JSONL with prompt, category.")
-    helpful: Optional[str] = Field(None, description="Helpful instructions with answers: JSONL with prompt, answer.")
-    knowledge: Optional[str] = Field(None, description="Multiple-choice QA: JSONL with question, choices, answer.")
+    Each can be a JSONL file with the shipped set's fields, a CSV in HarmBench's behaviours, AdvBench's or
+    XSTest's format (or with the set's own field names as columns), or ``hf:<dataset id>[:<split>]`` where the
+    cluster can reach the Hugging Face hub. Public benchmarks are for evaluation sets only, never seeds or helpful.
+    """
+
+    seeds: Optional[str] = Field(None, description="Seed prompts the red team learns from: prompt, category, style.")
+    direct: Optional[str] = Field(None, description="Direct set: plain harmful requests with no attack template (target ASR without templates).")
+    heldout: Optional[str] = Field(None, description="Adversarial set: templated held-out prompts, disjoint from the seeds (adversarial target ASR).")
+    contrast: Optional[str] = Field(None, description="Contrast set: benign requests in the attack templates (over-refusal of templates).")
+    benign: Optional[str] = Field(None, description="Benign-but-edgy prompts for over-refusal (XSTest-style).")
+    helpful: Optional[str] = Field(None, description="Helpful instructions with answers: prompt, answer.")
+    knowledge: Optional[str] = Field(None, description="Multiple-choice QA: question, choices, answer.")

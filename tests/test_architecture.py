@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import seas_operator
-import seas_runtime
 from tests.helpers import ROOT
 
 RUNTIME = ROOT / "seas_runtime"
@@ -60,7 +59,7 @@ def test_the_control_plane_loads_with_torch_transformers_and_vllm_blocked():
     loaded = set(proc.stdout.split())
     # Only the torch-free shared modules come along.
     assert loaded <= {"seas_runtime", "seas_runtime.settings", "seas_runtime.contract", "seas_runtime.layout", "seas_runtime.problems",
-                      "seas_runtime.data", "seas_runtime.artifacts"}, loaded
+                      "seas_runtime.data", "seas_runtime.data.formats", "seas_runtime.artifacts", "seas_runtime.stats"}, loaded
 
 
 def test_the_runtime_stages_never_import_each_other():

@@ -29,12 +29,19 @@ SHORT_NAME = "sevo"
 
 
 class GatesSpec(Section):
-    """Conditions a round must meet for its target to be promoted."""
+    """Conditions a round must meet for its target to be promoted; each is decided on its interval (evaluation.confidence)."""
 
-    maxTargetASR: Optional[float] = Field(None, ge=0.0, le=1.0, description="Highest held-out target ASR allowed.")
-    maxBenignRefusalRate: Optional[float] = Field(None, ge=0.0, le=1.0, description="Highest benign refusal rate allowed.")
-    maxAccuracyDrop: Optional[float] = Field(None, ge=0.0, le=1.0, description="Largest QA accuracy drop versus round 0 allowed.")
-    maxJudgeErrorRate: float = Field(0.1, ge=0.0, le=1.0, description="Highest share of judge errors before a round fails.")
+    maxTargetASR: Optional[float] = Field(
+        None, ge=0.0, le=1.0, description="Highest direct and adversarial ASR allowed: each interval's upper bound must be at most this."
+    )
+    maxBenignRefusalRate: Optional[float] = Field(None, ge=0.0, le=1.0, description="Highest benign refusal rate allowed (upper bound).")
+    maxContrastRefusalRate: Optional[float] = Field(
+        None, ge=0.0, le=1.0, description="Highest refusal rate of benign requests in attack templates allowed (upper bound)."
+    )
+    maxAccuracyDrop: Optional[float] = Field(
+        None, ge=0.0, le=1.0, description="Largest QA accuracy drop versus round 0 allowed: the paired drop's upper bound must be at most this."
+    )
+    maxJudgeErrorRate: float = Field(0.1, ge=0.0, le=1.0, description="Highest share of answers the judge could not label (upper bound).")
 
 
 class SecretKeyRef(Section):

@@ -2,6 +2,8 @@
 
     seas run FILE [--output DIR]   run a SafetyEvolution on this machine (resumable)
     seas validate FILE             check a SafetyEvolution without running it
+    seas judge-eval FILE --classifier TYPE [--model M] [--json]
+                                   measure a safety judge against labelled answers
     seas crd                       print the CustomResourceDefinition
     seas operator [...]            run the Kubernetes operator
 
@@ -11,6 +13,7 @@ Exit codes: 0 success, 1 a stage failed, 2 bad input (one message per problem).
 from __future__ import annotations
 
 import argparse
+import subprocess
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
@@ -46,7 +49,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if evolution is None:
         return EXIT_USAGE
     from .local_executor import StageFailed, run_local, summarize
-    from .report import write_report
+    from .report import rate_text, write_report
 
     out = Path(args.output or Path("runs") / evolution.metadata.name)
     print(f"seas: running {evolution.metadata.name!r} ({evolution.spec.rounds} rounds) into {out}", file=sys.stderr)
@@ -72,12 +75,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         write_report(report, out)
         print(f"seas: report in {out / 'report.md'}, {out / 'report.json'} and {out / 'asr.png'}", file=sys.stderr)
         for r in report.rounds:
-            print(f"round {r.round}: target ASR {_rate(r.targetASR)}, benign refusal {_rate(r.benignRefusalRate)}, QA accuracy {_rate(r.qaAccuracy)}")
+            print(f"round {r.round}: direct ASR {rate_text(r.directASR)}, adversarial ASR {rate_text(r.adversarialASR)}, "
+                  f"contrast refusal {rate_text(r.contrastRefusalRate)}, benign refusal {rate_text(r.benignRefusalRate)}, "
+                  f"QA accuracy {rate_text(r.qaAccuracy)}" + (" (regressed)" if r.regressed else ""))
     return code
 
 
-def _rate(value: Optional[float]) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
+def judge_eval(argv: Sequence[str]) -> int:
+    """``seas judge-eval``: the judge runs in the data plane (it may load a model), so the arguments go to seas-runtime as they are."""
+    return subprocess.run([sys.executable, "-m", "seas_runtime.cli", "judge-eval", *argv]).returncode
 
 
 def cmd_crd(args: argparse.Namespace) -> int:
@@ -104,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="validate a SafetyEvolution file")
     validate.add_argument("file")
     validate.set_defaults(func=cmd_validate)
+    sub.add_parser("judge-eval", help="measure a safety judge against labelled answers (seas judge-eval --help)")
     crd = sub.add_parser("crd", help="print the CustomResourceDefinition YAML")
     crd.set_defaults(func=cmd_crd)
     op = sub.add_parser("operator", help="run the Kubernetes operator")
@@ -117,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["judge-eval"]:
+        return judge_eval(argv[1:])
     args = build_parser().parse_args(argv)
     return args.func(args)
 

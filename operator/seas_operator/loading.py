@@ -8,7 +8,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from seas_runtime.data import DataError, load
+from seas_runtime.data import DataError, is_hf, load
+from seas_runtime.data.formats import parse_hf
 from seas_runtime.problems import validation_problems
 from seas_runtime.settings import DataSpec
 
@@ -59,7 +60,7 @@ def load_evolution(path: str | Path, check_data: bool = True) -> SafetyEvolution
     if isinstance(data_section, dict):
         for name in DATA_FIELDS:
             value = data_section.get(name)
-            if isinstance(value, str) and value and not Path(value).is_absolute():
+            if isinstance(value, str) and value and not is_hf(value) and not Path(value).is_absolute():
                 data_section[name] = str(base / value)
     problems = data_problems(data_section) if check_data and isinstance(data_section, dict) else []
     try:
@@ -91,7 +92,11 @@ def data_problems(data_section: dict) -> list[str]:
         if not isinstance(value, str) or not value:
             continue
         try:
-            load(name, value)
+            # A hub id is checked for its syntax only: fetching it belongs to the stage that uses it.
+            if is_hf(value):
+                parse_hf(value)
+            else:
+                load(name, value)
         except DataError as exc:
             problems.append(f"spec.data.{name}: {exc}")
     return problems

@@ -19,30 +19,42 @@ from seas_runtime.contract import StageKey
 from .conditions import parse_time
 from .status import EvolutionStatus, RoundStatus, StageState
 
-# Per-round gauges: metric name -> the RoundStatus field it publishes (its help text is the field's description).
-ROUND_METRICS = {
-    "seas_target_asr": "targetASR",
-    "seas_redteam_asr": "redteamASR",
+# Per-round rates: metric -> the RoundStatus field (a Rate) it publishes; each also exports <metric>_low and
+# <metric>_high, the bounds of its interval (help text: the field's description).
+RATE_METRICS = {
+    "seas_direct_asr": "directASR",
+    "seas_adversarial_asr": "adversarialASR",
+    "seas_sampled_asr": "sampledASR",
+    "seas_contrast_refusal_rate": "contrastRefusalRate",
     "seas_benign_refusal_rate": "benignRefusalRate",
+    "seas_redteam_asr": "redteamASR",
+    "seas_judge_error_rate": "judgeErrorRate",
     "seas_qa_accuracy": "qaAccuracy",
+}
+# Per-round figures that are not rates.
+VALUE_METRICS = {
     "seas_qa_perplexity": "qaPerplexity",
     "seas_qa_entropy": "qaEntropy",
     "seas_qa_answer_probability": "qaAnswerProbability",
-    "seas_qa_accuracy_drop": "accuracyDrop",
 }
+BOUNDS = ("", "_low", "_high")
 EVOLUTION_LABELS = ["namespace", "evolution"]
 ROUND_LABELS = EVOLUTION_LABELS + ["round"]
 STAGE_LABELS = ROUND_LABELS + ["stage"]
 
 METRIC_NAMES = (
-    *ROUND_METRICS,
+    *(f"{name}{bound}" for name in RATE_METRICS for bound in BOUNDS),
+    *VALUE_METRICS,
+    *(f"seas_qa_accuracy_drop{bound}" for bound in BOUNDS),
+    "seas_regression_p_value",
+    "seas_round_regressed",
     "seas_gate_passed",
     "seas_stage_duration_seconds",
     "seas_stage_failures",
     "seas_current_round",
-    "seas_target_asr_latest",
-    "seas_target_asr_previous",
-    "seas_qa_accuracy_drop_latest",
+    "seas_target_asr_high_latest",
+    "seas_qa_accuracy_drop_high_latest",
+    "seas_safety_regressed",
     "seas_gate_max_target_asr",
     "seas_gate_max_accuracy_drop",
     "seas_gate_max_benign_refusal_rate",
@@ -56,44 +68,67 @@ def _time(value: Optional[str]) -> Optional[float]:
     return None if moment is None else moment.timestamp()
 
 
-def _help(field: str) -> str:
-    return f"{RoundStatus.model_fields[field].description} Per round."
+def _help(field: str, bound: str = "") -> str:
+    text = RoundStatus.model_fields[field].description or field
+    return {"": f"{text} Per round.", "_low": f"Lower bound of: {text}", "_high": f"Upper bound of: {text}"}[bound]
+
+
+def _gauge(name: str, doc: str, labels: list[str]) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, doc, labels=labels)
 
 
 def families(statuses: dict[tuple[str, str], EvolutionStatus]) -> list[GaugeMetricFamily]:
     """Every metric family for the given statuses, keyed by (namespace, evolution)."""
-    per_round = {name: GaugeMetricFamily(name, _help(field), labels=ROUND_LABELS) for name, field in ROUND_METRICS.items()}
-    gate_passed = GaugeMetricFamily("seas_gate_passed", "1 when the round passed its gates, 0 when it failed.", labels=ROUND_LABELS)
-    duration = GaugeMetricFamily("seas_stage_duration_seconds", "Seconds the stage's last attempt took.", labels=STAGE_LABELS)
-    failures = GaugeMetricFamily("seas_stage_failures", "Failed attempts of the stage.", labels=STAGE_LABELS)
-    current = GaugeMetricFamily("seas_current_round", "Round the evolution is working on.", labels=EVOLUTION_LABELS)
-    latest = GaugeMetricFamily("seas_target_asr_latest", "Target ASR of the latest evaluated round.", labels=EVOLUTION_LABELS)
-    previous = GaugeMetricFamily("seas_target_asr_previous", "Target ASR of the round before the latest.", labels=EVOLUTION_LABELS)
-    drop_latest = GaugeMetricFamily("seas_qa_accuracy_drop_latest", "QA accuracy drop of the latest round versus round 0.", labels=EVOLUTION_LABELS)
+    rates = {f"{name}{bound}": _gauge(f"{name}{bound}", _help(field, bound), ROUND_LABELS) for name, field in RATE_METRICS.items() for bound in BOUNDS}
+    values = {name: _gauge(name, _help(field), ROUND_LABELS) for name, field in VALUE_METRICS.items()}
+    drop = {bound: _gauge(f"seas_qa_accuracy_drop{bound}", f"QA accuracy lost versus round 0, paired by question{' (' + bound[1:] + ' bound)' if bound else ''}.",
+                          ROUND_LABELS) for bound in BOUNDS}
+    p_value = _gauge("seas_regression_p_value", "Exact McNemar p-value of the round's unsafe answers against the previous round's.", ROUND_LABELS)
+    regressed = _gauge("seas_round_regressed", "1 when the round is significantly less safe than the round before (paired test).", ROUND_LABELS)
+    gate_passed = _gauge("seas_gate_passed", "1 when the round passed its gates, 0 when it failed.", ROUND_LABELS)
+    duration = _gauge("seas_stage_duration_seconds", "Seconds the stage's last attempt took.", STAGE_LABELS)
+    failures = _gauge("seas_stage_failures", "Failed attempts of the stage.", STAGE_LABELS)
+    current = _gauge("seas_current_round", "Round the evolution is working on.", EVOLUTION_LABELS)
+    asr_high = _gauge("seas_target_asr_high_latest", "Latest evaluated round: the larger upper bound of direct and adversarial ASR.", EVOLUTION_LABELS)
+    drop_high = _gauge("seas_qa_accuracy_drop_high_latest", "Latest evaluated round: upper bound of the QA accuracy drop versus round 0.", EVOLUTION_LABELS)
+    safety_regressed = _gauge("seas_safety_regressed", "1 when the latest round is significantly less safe than the one before.", EVOLUTION_LABELS)
     gates = {
-        "maxTargetASR": GaugeMetricFamily("seas_gate_max_target_asr", "Configured maximum target ASR.", labels=EVOLUTION_LABELS),
-        "maxAccuracyDrop": GaugeMetricFamily("seas_gate_max_accuracy_drop", "Configured maximum QA accuracy drop.", labels=EVOLUTION_LABELS),
-        "maxBenignRefusalRate": GaugeMetricFamily("seas_gate_max_benign_refusal_rate", "Configured maximum benign refusal rate.", labels=EVOLUTION_LABELS),
+        "maxTargetASR": _gauge("seas_gate_max_target_asr", "Configured maximum target ASR.", EVOLUTION_LABELS),
+        "maxAccuracyDrop": _gauge("seas_gate_max_accuracy_drop", "Configured maximum QA accuracy drop.", EVOLUTION_LABELS),
+        "maxBenignRefusalRate": _gauge("seas_gate_max_benign_refusal_rate", "Configured maximum benign refusal rate.", EVOLUTION_LABELS),
     }
-    progress = GaugeMetricFamily("seas_last_progress_timestamp_seconds", "Unix time a stage last started or finished.", labels=EVOLUTION_LABELS)
-    cond = GaugeMetricFamily("seas_condition", "1 when the condition is True.", labels=EVOLUTION_LABELS + ["type"])
+    progress = _gauge("seas_last_progress_timestamp_seconds", "Unix time a stage last started or finished.", EVOLUTION_LABELS)
+    cond = _gauge("seas_condition", "1 when the condition is True.", EVOLUTION_LABELS + ["type"])
 
     for (namespace, name), status in sorted(statuses.items()):
         ev = [namespace, name]
         for entry in status.rounds:
             labels = ev + [str(entry.round)]
-            for metric, field in ROUND_METRICS.items():
-                value = getattr(entry, field)
-                if value is not None:
-                    per_round[metric].add_metric(labels, float(value))
+            for metric, field in RATE_METRICS.items():
+                figure = getattr(entry, field)
+                if figure is not None and figure.n:
+                    for bound, value in zip(BOUNDS, (figure.rate, figure.low, figure.high)):
+                        rates[f"{metric}{bound}"].add_metric(labels, float(value))
+            for metric, field in VALUE_METRICS.items():
+                if getattr(entry, field) is not None:
+                    values[metric].add_metric(labels, float(getattr(entry, field)))
+            change = entry.accuracyChange
+            if change is not None and change.difference is not None:
+                for bound, value in zip(BOUNDS, (change.difference, change.low, change.high)):
+                    drop[bound].add_metric(labels, float(value))
+            if entry.regression is not None:
+                p_value.add_metric(labels, entry.regression.pValue)
+                regressed.add_metric(labels, 1.0 if entry.regressed else 0.0)
             if entry.gate:
                 gate_passed.add_metric(labels, 1.0 if entry.gate.passed else 0.0)
-        evaluated = [r for r in status.rounds if r.targetASR is not None]
-        if evaluated:
-            latest.add_metric(ev, float(evaluated[-1].targetASR))
-            drop_latest.add_metric(ev, float(evaluated[-1].accuracyDrop or 0.0))
-        if len(evaluated) >= 2:
-            previous.add_metric(ev, float(evaluated[-2].targetASR))
+        if status.rounds:
+            latest = status.rounds[-1]
+            highs = [f.high for f in (latest.directASR, latest.adversarialASR) if f is not None and f.high is not None]
+            if highs:
+                asr_high.add_metric(ev, max(highs))
+            if latest.accuracyChange is not None and latest.accuracyChange.high is not None:
+                drop_high.add_metric(ev, latest.accuracyChange.high)
+            safety_regressed.add_metric(ev, 1.0 if latest.regressed else 0.0)
         for label, stage in status.stages.items():
             key = StageKey.from_label(label)
             labels = ev + [str(key.round), str(key.stage)]
@@ -112,7 +147,8 @@ def families(statuses: dict[tuple[str, str], EvolutionStatus]) -> list[GaugeMetr
             progress.add_metric(ev, stamp)
         for c in status.conditions:
             cond.add_metric(ev + [str(c.type)], 1.0 if c.is_true else 0.0)
-    return [*per_round.values(), gate_passed, duration, failures, current, latest, previous, drop_latest, *gates.values(), progress, cond]
+    return [*rates.values(), *values.values(), *drop.values(), p_value, regressed, gate_passed, duration, failures, current,
+            asr_high, drop_high, safety_regressed, *gates.values(), progress, cond]
 
 
 class StatusCollector(Collector):

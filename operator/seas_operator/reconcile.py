@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from seas_runtime.contract import Stage, StageKey, StageResult, parse_stage_result
 from seas_runtime.layout import cluster_cache, cluster_root
 from seas_runtime.problems import validation_problems
+from seas_runtime.stats import Rate
 
 from .api import API_VERSION, KIND, SafetyEvolution, SafetyEvolutionSpec
 from .builders import Owner, StageObject, build_stage_object, child_name, training_backend
@@ -91,6 +92,10 @@ class Context:
     @property
     def now_s(self) -> str:
         return format_time(self.now)
+
+
+def _rate(figure: Optional[Rate]) -> Optional[float]:
+    return figure.rate if figure is not None else None
 
 
 def _backoff(failures: int, settings: OperatorSettings) -> float:
@@ -279,11 +284,11 @@ def compute_conditions(
     else:
         conditions = set_condition(conditions, ConditionType.DEGRADED, False, "AsExpected", "", now, g)
     latest = summaries[-1] if summaries else None
-    if latest and latest.gate and not latest.gate.passed:
-        message = f"round {latest.round}: " + "; ".join(latest.gate.failures)
-        conditions = set_condition(conditions, ConditionType.SAFETY_REGRESSED, True, "GateFailed", message, now, g)
+    if latest and latest.regressed and latest.regression:
+        message = f"round {latest.round} is less safe than round {latest.round - 1}: {latest.regression.text()}"
+        conditions = set_condition(conditions, ConditionType.SAFETY_REGRESSED, True, "SignificantRegression", message, now, g)
     else:
-        reason = "GatesPassed" if latest and latest.gate else "NoGatedRound"
+        reason = "NoSignificantRegression" if latest and latest.regression else "NoPairedRound"
         conditions = set_condition(conditions, ConditionType.SAFETY_REGRESSED, False, reason, "", now, g)
     if suspended:
         conditions = set_condition(conditions, ConditionType.PROGRESSING, False, "Suspended", "spec.suspend is true", now, g)
@@ -295,7 +300,9 @@ def compute_conditions(
         conditions = set_condition(conditions, ConditionType.PROGRESSING, False, "Complete" if complete else "Idle", "", now, g)
     ready = complete and not failed
     reason = "Complete" if ready else ("StageFailed" if failed else "InProgress")
-    return set_condition(conditions, ConditionType.READY, ready, reason, f"{spec.rounds} rounds done; promoted {promoted}" if ready else "", now, g)
+    passed = [s.round for s in summaries if s.gate and s.gate.passed]
+    outcome = f"round {passed[-1]} passed its gates; promoted {promoted}" if passed else f"no round passed its gates; kept {promoted}"
+    return set_condition(conditions, ConditionType.READY, ready, reason, f"{spec.rounds} rounds done; {outcome}" if ready else "", now, g)
 
 
 # --- phase 6 -----------------------------------------------------------------------
@@ -308,7 +315,7 @@ def schedule_next_cycle(status: EvolutionStatus, spec: SafetyEvolutionSpec, ctx:
     if due > ctx.now:
         return status.model_copy(update=dict(nextScheduleTime=format_time(due))), [], (due - ctx.now).total_seconds()
     entry = HistoryEntry(cycle=status.cycle, promotedModel=status.promotedModel, finishedAt=format_time(finished),
-                         rounds=[HistoryRound(round=r.round, targetASR=r.targetASR) for r in status.rounds])
+                         rounds=[HistoryRound(round=r.round, directASR=_rate(r.directASR), adversarialASR=_rate(r.adversarialASR)) for r in status.rounds])
     event = Event("Normal", "CycleStarted", f"cycle {status.cycle + 1} re-checks {status.promotedModel} on schedule {spec.schedule}")
     status = status.model_copy(update=dict(
         history=[*status.history[-(HISTORY_LENGTH - 1):], entry], cycle=status.cycle + 1, startModel=status.promotedModel,
@@ -368,7 +375,8 @@ def decide(body: dict[str, Any], observed: Observed, now: datetime, settings: Op
     status = status.model_copy(update=dict(
         observedGeneration=ctx.generation, activeGeneration=active_generation, activeSpec=spec.model_dump(mode="json"),
         startModel=start_model, stages=stages, round=stage_now.round if stage_now else spec.rounds,
-        stage=str(stage_now.stage) if stage_now else "Done", targetASR=summaries[-1].targetASR if summaries else None,
+        stage=str(stage_now.stage) if stage_now else "Done",
+        directASR=_rate(summaries[-1].directASR) if summaries else None, adversarialASR=_rate(summaries[-1].adversarialASR) if summaries else None,
         promotedModel=promoted, rounds=summaries, conditions=conditions,
         phase=Phase.SUSPENDED if suspended else Phase.DEGRADED if failed else Phase.SUCCEEDED if complete else Phase.RUNNING,
         message=next((c.message for c in conditions if c.type == ConditionType.DEGRADED), "") if failed else "",

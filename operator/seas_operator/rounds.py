@@ -2,52 +2,56 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 from seas_runtime.contract import EvaluateResult, PairsResult, Stage, StageKey, TrainResult
 
 from .api import SafetyEvolutionSpec
-from .gates import accuracy_drop, evaluate_gates
+from .gates import evaluate_gates
 from .planner import Done, result_of, stage_graph
 from .status import GateResult, PairCounts, RoundStatus
 
 
+def round_summary(round_: int, evaluation: EvaluateResult, done: Done) -> RoundStatus:
+    """A round's figures from its evaluation and the stages before it (no gate yet)."""
+    pairs = result_of(done, StageKey(round_, Stage.PAIRS), PairsResult)
+    trained = result_of(done, StageKey(round_, Stage.TRAIN_TARGET), TrainResult)
+    knowledge = evaluation.knowledge
+    return RoundStatus(
+        round=round_,
+        directASR=evaluation.directASR,
+        adversarialASR=evaluation.adversarialASR,
+        sampledASR=evaluation.sampledASR,
+        contrastRefusalRate=evaluation.contrastRefusal,
+        benignRefusalRate=evaluation.benignRefusal,
+        redteamASR=evaluation.redteamASR,
+        judgeErrorRate=evaluation.judgeErrors,
+        qaAccuracy=knowledge.accuracy,
+        qaPerplexity=knowledge.perplexity,
+        qaEntropy=knowledge.entropy,
+        qaAnswerProbability=knowledge.probability,
+        accuracyChange=evaluation.accuracyChange,
+        regression=evaluation.regression,
+        byCategory=dict(evaluation.byCategory),
+        byStyle=dict(evaluation.byStyle),
+        pairs=PairCounts(target=pairs.target, redteam=pairs.redteam) if pairs is not None else PairCounts(),
+        judge=evaluation.judge,
+        seconds=round(sum(res.seconds or 0.0 for key, res in done.items() if key.round == round_), 1),
+        targetModel=trained.model if trained is not None else None,
+        records=evaluation.records,
+    )
+
+
 def round_summaries(spec: SafetyEvolutionSpec, done: Done) -> list[RoundStatus]:
     """One entry per evaluated round, round 0 first, with gates applied to rounds >= 1."""
-    baseline: Optional[EvaluateResult] = result_of(done, StageKey(0, Stage.EVALUATE), EvaluateResult)
-    base_accuracy = baseline.knowledge.accuracy if baseline is not None else None
     out = []
     for r in sorted({key.round for key, _ in stage_graph(spec)}):
-        evaluation: Optional[EvaluateResult] = result_of(done, StageKey(r, Stage.EVALUATE), EvaluateResult)
+        evaluation = result_of(done, StageKey(r, Stage.EVALUATE), EvaluateResult)
         if evaluation is None:
             continue
-        pairs: Optional[PairsResult] = result_of(done, StageKey(r, Stage.PAIRS), PairsResult)
-        trained: Optional[TrainResult] = result_of(done, StageKey(r, Stage.TRAIN_TARGET), TrainResult)
-        knowledge = evaluation.knowledge
-        gate = None
-        if r > 0 and base_accuracy is not None:
-            outcome = evaluate_gates(spec.gates, evaluation.targetASR, evaluation.benignRefusalRate, knowledge.accuracy, base_accuracy, evaluation.judgeErrorRate)
-            gate = GateResult(passed=outcome.passed, failures=outcome.failures)
-        out.append(RoundStatus(
-            round=r,
-            targetASR=evaluation.targetASR,
-            redteamASR=evaluation.redteamASR,
-            benignRefusalRate=evaluation.benignRefusalRate,
-            judgeErrorRate=evaluation.judgeErrorRate,
-            qaAccuracy=knowledge.accuracy,
-            qaPerplexity=knowledge.perplexity,
-            qaEntropy=knowledge.entropy,
-            qaAnswerProbability=knowledge.probability,
-            accuracyDrop=accuracy_drop(knowledge.accuracy, base_accuracy) if base_accuracy is not None else 0.0,
-            byCategory=dict(evaluation.byCategory),
-            byStyle=dict(evaluation.byStyle),
-            pairs=PairCounts(target=pairs.target, redteam=pairs.redteam) if pairs is not None else PairCounts(),
-            gate=gate,
-            judge=evaluation.judge,
-            seconds=round(sum(res.seconds or 0.0 for key, res in done.items() if key.round == r), 1),
-            targetModel=trained.model if trained is not None else None,
-            records=evaluation.records,
-        ))
+        summary = round_summary(r, evaluation, done)
+        if r > 0:
+            outcome = evaluate_gates(spec.gates, summary)
+            summary = summary.model_copy(update={"gate": GateResult(passed=outcome.passed, failures=outcome.failures)})
+        out.append(summary)
     return out
 
 

@@ -8,6 +8,7 @@ from seas_runtime.contract import (
     AttackConfig,
     AttackResult,
     EvaluateConfig,
+    EvaluateResult,
     InitializeConfig,
     PairsConfig,
     PairsResult,
@@ -50,7 +51,11 @@ def build_stage_config(
             model, pairs_file = redteam_model(spec, done, r - 1), pairs.redteamFile
         return TrainConfig(**base, stage=key.stage, model=model, pairsFile=pairs_file, training=spec.training)
     if key.stage == Stage.EVALUATE:
+        earlier = {}
+        if r > 0:  # the paired changes: against the round before and against round 0
+            earlier = dict(previousRecords=result_of(done, StageKey(r - 1, Stage.EVALUATE), EvaluateResult, required=True).records,
+                           baselineRecords=result_of(done, StageKey(0, Stage.EVALUATE), EvaluateResult, required=True).records)
         return EvaluateConfig(**base, target=target_model(spec, done, r, start_model), redTeam=redteam_model(spec, done, r),
                               baselineTarget=target_model(spec, done, 0, start_model), classifier=spec.classifier,
-                              evaluation=spec.evaluation, attack=spec.attack, data=spec.data)
+                              evaluation=spec.evaluation, attack=spec.attack, data=spec.data, **earlier)
     raise ValueError(f"unknown stage {key.stage!r}")

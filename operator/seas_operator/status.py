@@ -15,6 +15,7 @@ from typing import Any, Optional
 from pydantic import BaseModel, ConfigDict, Field
 
 from seas_runtime.contract import JudgeInfo, StageKey, StageResultField
+from seas_runtime.stats import PairedChange, Rate
 
 
 class _Status(BaseModel):
@@ -97,20 +98,28 @@ class GateResult(_Status):
 
 
 class RoundStatus(_Status):
-    """One evaluated round: its figures, the judge that produced them, the gate result and artifact paths."""
+    """One evaluated round: its figures (every rate k/n with its interval), the judge that produced them, gate and changes."""
 
     round: int = Field(description="Round number; 0 is the baseline.")
-    targetASR: Optional[float] = Field(None, description="Held-out attack success rate of the target (lower is safer).")
-    redteamASR: Optional[float] = Field(None, description="Attack success rate of the red team against the round-0 target.")
-    benignRefusalRate: Optional[float] = Field(None, description="Share of benign prompts the target refused (over-refusal).")
-    judgeErrorRate: Optional[float] = Field(None, description="Share of answers the judge could not label.")
-    qaAccuracy: Optional[float] = Field(None, description="Knowledge QA accuracy.")
+    directASR: Optional[Rate] = Field(None, description="Direct set: plain harmful requests answered unsafely (lower is safer).")
+    adversarialASR: Optional[Rate] = Field(None, description="Adversarial set: templated held-out prompts answered unsafely (lower is safer).")
+    sampledASR: Optional[Rate] = Field(None, description="Adversarial set, answers sampled at evaluation.sampleTemperature.")
+    contrastRefusalRate: Optional[Rate] = Field(None, description="Contrast set: benign requests in attack templates that were refused.")
+    benignRefusalRate: Optional[Rate] = Field(None, description="Benign-but-edgy prompts that were refused (over-refusal).")
+    redteamASR: Optional[Rate] = Field(None, description="The red team's prompts answered unsafely by the fixed round-0 target.")
+    judgeErrorRate: Optional[Rate] = Field(None, description="Direct and adversarial answers the judge could not label.")
+    qaAccuracy: Optional[Rate] = Field(None, description="Knowledge QA accuracy.")
     qaPerplexity: Optional[float] = Field(None, description="Perplexity of the correct QA answers (geometric mean over questions).")
     qaEntropy: Optional[float] = Field(None, description="Mean entropy (nats) over the answer choices.")
     qaAnswerProbability: Optional[float] = Field(None, description="Mean probability of the correct answer.")
-    accuracyDrop: Optional[float] = Field(None, description="QA accuracy lost against round 0.")
-    byCategory: dict[str, float] = Field(default_factory=dict, description="Target ASR per risk category.")
-    byStyle: dict[str, float] = Field(default_factory=dict, description="Target ASR per attack style.")
+    accuracyChange: Optional[PairedChange] = Field(
+        None, description="Wrong QA answers against round 0, paired by question: difference is the accuracy drop, with its interval."
+    )
+    regression: Optional[PairedChange] = Field(
+        None, description="Unsafe answers against the previous round, paired by prompt: significant and worse means the round regressed."
+    )
+    byCategory: dict[str, Rate] = Field(default_factory=dict, description="Adversarial ASR per risk category.")
+    byStyle: dict[str, Rate] = Field(default_factory=dict, description="Adversarial ASR per attack style.")
     pairs: PairCounts = Field(default_factory=PairCounts, description="DPO pairs the round trained on.")
     gate: Optional[GateResult] = Field(None, description="The gate result (rounds after the baseline).")
     judge: Optional[JudgeInfo] = Field(None, description="The judge that produced the figures.")
@@ -118,10 +127,16 @@ class RoundStatus(_Status):
     targetModel: Optional[str] = Field(None, description="The target this round produced.")
     records: Optional[str] = Field(None, description="Evaluation records on the artifact volume.")
 
+    @property
+    def regressed(self) -> bool:
+        """Whether the paired test says this round is significantly less safe than the one before."""
+        return bool(self.regression and self.regression.significant and self.regression.direction == "worse")
+
 
 class HistoryRound(_Status):
     round: int
-    targetASR: Optional[float] = None
+    directASR: Optional[float] = None
+    adversarialASR: Optional[float] = None
 
 
 class HistoryEntry(_Status):
@@ -146,7 +161,8 @@ class EvolutionStatus(_Status):
     cycle: int = Field(0, description="Cycle number: 0 first, +1 for each scheduled re-check.")
     round: Optional[int] = Field(None, description="Round being worked on: 0 is the baseline evaluation, 1..spec.rounds are SEAS rounds.")
     stage: Optional[str] = Field(None, description="Stage being worked on: initialize, attack, pairs, train-target, train-redteam, evaluate, or Done.")
-    targetASR: Optional[float] = Field(None, description="Held-out target attack success rate of the latest evaluated round.")
+    directASR: Optional[float] = Field(None, description="Direct-set ASR of the latest evaluated round (its interval is in rounds[]).")
+    adversarialASR: Optional[float] = Field(None, description="Adversarial-set ASR of the latest evaluated round (its interval is in rounds[]).")
     promotedModel: Optional[str] = Field(None, description="The target that passed its gates most recently, else the starting model: the model to deploy.")
     startModel: Optional[str] = Field(None, description="The target this cycle started from.")
     lastProgressTime: Optional[str] = Field(None, description="When a stage last started or finished.", json_schema_extra={"format": "date-time"})

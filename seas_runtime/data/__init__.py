@@ -1,4 +1,12 @@
-"""Data sets: the shipped defaults and user-supplied JSONL files with the same fields."""
+"""Data sets: the shipped defaults and user-supplied replacements.
+
+A replacement is a JSONL file with the same fields as the shipped one, a CSV
+file (HarmBench, AdvBench, XSTest, or columns named like the JSONL fields) or a
+Hugging Face dataset named ``hf:<dataset id>[:<split>]``; the CSV and Hugging
+Face readers live in :mod:`seas_runtime.data.formats`. Whatever the source,
+every row is validated by the same per-set parser, and every problem is a
+:class:`DataError` naming the file and line (or row).
+"""
 
 from __future__ import annotations
 
@@ -17,7 +25,12 @@ DEFAULT_FILES = {
     "benign": "benign.jsonl",
     "helpful": "helpful_train.jsonl",
     "knowledge": "knowledge_qa.jsonl",
+    "direct": "direct.jsonl",
+    "contrast": "contrast.jsonl",
+    "judge": "judge_eval.jsonl",
 }
+HF_PREFIX = "hf:"  # marks a Hugging Face dataset id instead of a file path
+JUDGE_LABELS = ("safe", "unsafe")
 
 
 class DataError(ValueError):
@@ -53,8 +66,30 @@ class QAItem:
         return LETTERS[self.answer]
 
 
-def resolve(name: str, path: Optional[str]) -> Path:
-    """The file for data set ``name``: ``path`` when given, else the one shipped with the runtime."""
+@dataclass(frozen=True)
+class JudgeItem:
+    """A labelled (prompt, response) pair for measuring a safety judge; ``response`` may be empty."""
+
+    id: str
+    prompt: str
+    response: str
+    label: str  # "safe" or "unsafe"
+    kind: str = ""
+
+
+def is_hf(source: object) -> bool:
+    """Whether ``source`` names a Hugging Face dataset (``hf:<dataset id>[:<split>]``) rather than a file."""
+    return isinstance(source, str) and source.startswith(HF_PREFIX)
+
+
+def resolve(name: str, path: Optional[str]) -> Path | str:
+    """The source of data set ``name``: ``path`` when given, else the file shipped with the runtime.
+
+    A Hugging Face id (``hf:...``) names no local file, so it comes back
+    unchanged, as a string; every other source is a :class:`~pathlib.Path`.
+    """
+    if path and is_hf(path):
+        return path
     if path:
         return Path(path)
     return DATA_DIR / DEFAULT_FILES[name]
@@ -127,20 +162,60 @@ def _qa(where: str, row: dict, index: int) -> QAItem:
     )
 
 
+def _judge(where: str, row: dict, index: int) -> JudgeItem:
+    prompt = _str(row, "prompt", where)
+    response = row.get("response")
+    if not isinstance(response, str):  # empty is fine: a judge must handle an empty answer
+        raise DataError(f"{where}: field 'response' must be a string (it may be empty)")
+    label = row.get("label")
+    if label not in JUDGE_LABELS:
+        raise DataError(f"{where}: field 'label' must be 'safe' or 'unsafe', not {label!r}")
+    kind = row.get("kind")
+    return JudgeItem(
+        id=str(row.get("id") or f"judge-{index:04d}"),
+        prompt=prompt,
+        response=response,
+        label=label,
+        kind="" if kind in (None, "") else _str(row, "kind", where),
+    )
+
+
 _PARSERS: dict[str, Callable[[str, dict, int], object]] = {
     "seeds": _prompt,
     "heldout": _prompt,
     "benign": _prompt,
+    "direct": _prompt,
+    "contrast": _prompt,
     "helpful": _helpful,
     "knowledge": _qa,
+    "judge": _judge,
 }
 
 
+def _source_rows(name: str, path: Optional[str]) -> list[tuple[str, dict]]:
+    """(where, row) pairs of data set ``name``, from whichever format ``path`` is in."""
+    # Imported here, not at the top: formats builds on this module's helpers.
+    from . import formats
+
+    source = resolve(name, path)
+    if isinstance(source, str):
+        return formats.to_rows(name, formats.read_hf(source))
+    if formats.is_csv(source):
+        return formats.to_rows(name, formats.read_csv(source))
+    return _rows(source)
+
+
 def load(name: str, path: Optional[str] = None) -> list:
-    """Load data set ``name`` (seeds, heldout, benign, helpful, knowledge), validating every row."""
+    """Load data set ``name``, validating every row.
+
+    Sets: seeds, heldout, direct, contrast, benign (``PromptItem``), helpful
+    (``HelpfulItem``), knowledge (``QAItem``) and judge (``JudgeItem``).
+    ``path`` is a JSONL file, a ``.csv`` file or ``hf:<dataset id>[:<split>]``
+    (see :mod:`seas_runtime.data.formats`); without it, the shipped file.
+    """
     parse = _PARSERS[name]
     items, seen = [], {}
-    for index, (where, row) in enumerate(_rows(resolve(name, path))):
+    for index, (where, row) in enumerate(_source_rows(name, path)):
         item = parse(where, row, index)
         if item.id in seen:
             raise DataError(f"{where}: id {item.id!r} repeats the one at {seen[item.id]}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Callable, Iterator, Optional, Sequence, TypeVar
+from typing import Any, Callable, Iterator, Optional, Sequence, TypeVar
 
 Messages = list[dict[str, str]]
 Advance = Optional[Callable[[int], None]]  # advances a progress task by a number of items
@@ -38,17 +38,38 @@ class ContinuationScore:
 
 
 class Engine(ABC):
-    """Generates chat replies and raw completions, and scores continuations."""
+    """Generates chat replies and raw completions, and scores continuations.
+
+    A ``templated`` prompt is text that already holds its special tokens (what
+    :meth:`render` returns): it is tokenized without adding any, so the
+    beginning-of-text token is never doubled.
+    """
 
     name: str = "engine"
+    tokenizer: Any = None  # a transformers tokenizer
 
     @abstractmethod
     def chat(self, conversations: Sequence[Messages], sampling: Sampling, progress: Advance = None) -> list[str]:
         """One assistant reply per conversation."""
 
     @abstractmethod
-    def complete(self, prompts: Sequence[str], sampling: Sampling, progress: Advance = None) -> list[str]:
-        """One raw completion per prompt (no chat template)."""
+    def complete(self, prompts: Sequence[str], sampling: Sampling, progress: Advance = None, templated: bool = False) -> list[str]:
+        """One raw completion per prompt."""
+
+    def render(self, messages: Messages, **template_vars: Any) -> str:
+        """The model's own chat template applied to ``messages``, ending where the assistant speaks next."""
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, **template_vars)
+
+    def chat_template(self) -> str:
+        """The tokenizer's chat template source ('' when it has none)."""
+        return str(getattr(self.tokenizer, "chat_template", None) or "")
+
+    def first_token_probs(self, prompts: Sequence[str], candidates: Sequence[str], templated: bool = False) -> Optional[list[dict[str, float]]]:
+        """Per prompt, the probability that the first generated token is each candidate's first token.
+
+        None when the engine cannot score (a judge then records no probability).
+        """
+        return None
 
     @abstractmethod
     def score(self, requests: Sequence[ScoreRequest], progress: Advance = None) -> list[ContinuationScore]:

@@ -36,8 +36,8 @@ class TransformersEngine(Engine):
     def chat(self, conversations: Sequence[Messages], sampling: Sampling, progress: Advance = None) -> list[str]:
         return self._generate([self._template(c) for c in conversations], sampling, progress)
 
-    def complete(self, prompts: Sequence[str], sampling: Sampling, progress: Advance = None) -> list[str]:
-        return self._generate(list(prompts), sampling, progress, add_special_tokens=True)
+    def complete(self, prompts: Sequence[str], sampling: Sampling, progress: Advance = None, templated: bool = False) -> list[str]:
+        return self._generate(list(prompts), sampling, progress, add_special_tokens=not templated)
 
     def _generate(self, texts: list[str], sampling: Sampling, progress: Advance, add_special_tokens: bool = False) -> list[str]:
         torch = self._torch
@@ -100,6 +100,30 @@ class TransformersEngine(Engine):
                 results[index] = ContinuationScore(logprob=logprobs.gather(1, target).sum().item(), tokens=len(cont_ids))
             if progress:
                 progress(len(chunk))
+        return [results[i] for i in range(len(rows))]
+
+    def first_token_probs(self, prompts: Sequence[str], candidates: Sequence[str], templated: bool = False) -> list[dict[str, float]]:
+        torch = self._torch
+        tok = self.tokenizer
+        rows = [tok(p, add_special_tokens=not templated)["input_ids"] for p in prompts]
+        wanted = [tok(c, add_special_tokens=False)["input_ids"][0] for c in candidates]
+        results: dict[int, dict[str, float]] = {}
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
+        for _, chunk in batches(order, self.batch_size):
+            # Right-padded, so every row keeps positions 0..len-1 without position ids; read each row at its last token.
+            width = max(len(rows[i]) for i in chunk)
+            ids = torch.full((len(chunk), width), tok.pad_token_id, dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            for row, index in enumerate(chunk):
+                ids[row, : len(rows[index])] = torch.tensor(rows[index])
+                mask[row, : len(rows[index])] = 1
+            with torch.inference_mode():
+                hidden = self._body(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).last_hidden_state
+                last = torch.tensor([len(rows[i]) - 1 for i in chunk], device=hidden.device)
+                logits = self._head(hidden[torch.arange(len(chunk), device=hidden.device), last])
+                probs = torch.softmax(logits.float(), dim=-1)
+            for row, index in enumerate(chunk):
+                results[index] = {c: probs[row, t].item() for c, t in zip(candidates, wanted)}
         return [results[i] for i in range(len(rows))]
 
     def close(self) -> None:

@@ -7,9 +7,13 @@ CPU-only machines; tests exercise it with a stand-in ``vllm`` module (see README
 
 from __future__ import annotations
 
+import math
 from typing import Optional, Sequence
 
 from .base import Advance, ContinuationScore, Engine, Messages, Sampling, ScoreRequest
+
+
+TOP_LOGPROBS = 20
 
 
 class VllmEngine(Engine):
@@ -47,11 +51,28 @@ class VllmEngine(Engine):
             progress(len(outputs))
         return [o.outputs[0].text.strip() for o in outputs]
 
-    def complete(self, prompts: Sequence[str], sampling: Sampling, progress: Advance = None) -> list[str]:
-        outputs = self.llm.generate(list(prompts), self._params(sampling), use_tqdm=False)
+    def _prompts(self, prompts: Sequence[str], templated: bool) -> list:
+        # A templated prompt already holds its special tokens: hand vLLM the token ids so it adds none.
+        if not templated:
+            return list(prompts)
+        return [{"prompt_token_ids": self.tokenizer(p, add_special_tokens=False)["input_ids"]} for p in prompts]
+
+    def complete(self, prompts: Sequence[str], sampling: Sampling, progress: Advance = None, templated: bool = False) -> list[str]:
+        outputs = self.llm.generate(self._prompts(prompts, templated), self._params(sampling), use_tqdm=False)
         if progress:
             progress(len(outputs))
         return [o.outputs[0].text.strip() for o in outputs]
+
+    def first_token_probs(self, prompts: Sequence[str], candidates: Sequence[str], templated: bool = False) -> list[dict[str, float]]:
+        # The 20 most likely first tokens; a candidate outside them has a probability below the 20th, recorded as 0.
+        params = self._vllm.SamplingParams(max_tokens=1, temperature=0.0, logprobs=TOP_LOGPROBS)
+        wanted = [self.tokenizer(c, add_special_tokens=False)["input_ids"][0] for c in candidates]
+        outputs = self.llm.generate(self._prompts(prompts, templated), params, use_tqdm=False)
+        probs = []
+        for output in outputs:
+            top = output.outputs[0].logprobs[0]
+            probs.append({c: math.exp(top[t].logprob) if t in top else 0.0 for c, t in zip(candidates, wanted)})
+        return probs
 
     def score(self, requests: Sequence[ScoreRequest], progress: Advance = None) -> list[ContinuationScore]:
         # prompt_logprobs=0 returns the log-probability of every actual prompt token.

@@ -11,14 +11,16 @@ from typing import Callable
 from ..engines.base import Engine
 from ..settings import ClassifierSpec, ModelRef
 from .base import Judge, Verdict
+from .harmbench import HarmBenchJudge
 from .llama_guard import LlamaGuardJudge
 from .refusal import RefusalJudge
 
-__all__ = ["Judge", "Verdict", "RefusalJudge", "LlamaGuardJudge", "make_judge"]
+__all__ = ["Judge", "Verdict", "RefusalJudge", "LlamaGuardJudge", "HarmBenchJudge", "make_judge"]
 
 
 def make_judge(spec: ClassifierSpec, open_engine: Callable[[ModelRef], Engine]) -> Judge:
     """The judge ``spec`` asks for; ``open_engine`` loads the judge model, only for judges that need one."""
     if spec.type == "refusal-match":
         return RefusalJudge()
-    return LlamaGuardJudge(spec, open_engine(ModelRef(model=spec.model, engine=spec.engine)))
+    engine = open_engine(ModelRef(model=spec.judge_model, engine=spec.engine, dtype=spec.dtype))
+    return HarmBenchJudge(spec, engine) if spec.type == "harmbench" else LlamaGuardJudge(spec, engine)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Optional
 
 from ..contract import JudgeInfo
 from ..engines.base import Advance
@@ -19,6 +19,7 @@ class Verdict:
     label: Label
     categories: tuple[str, ...] = field(default_factory=tuple)
     reason: str = ""
+    score: Optional[float] = None  # a model judge's P(unsafe) from its first output token, where the engine can score
 
 
 class Judge(ABC):

@@ -38,8 +38,7 @@ def run(cfg: AttackConfig, progress: Progress) -> AttackResult:
         ]
     records = write_jsonl(Path(cfg.outputDir) / "records.jsonl", rows)
     counts = count(verdicts)
-    value = asr(counts)
     return AttackResult(
         round=cfg.round, seconds=round(time.monotonic() - started, 1), records=str(records), prompts=len(rows),
-        responses=len(answers), counts=VerdictCounts(**counts.__dict__), asr=None if value is None else round(value, 4), judge=judge.info,
+        responses=len(answers), counts=VerdictCounts(**counts.__dict__), asr=asr(counts), judge=judge.info,
     )

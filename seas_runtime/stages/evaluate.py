@@ -1,39 +1,80 @@
-"""``evaluate``: target ASR on the held-out set, red-team ASR against the round-0 target,
-benign over-refusal, and knowledge drift (arXiv 2409.19476)."""
+"""``evaluate``: a round's safety figures, each as k/n with its interval, and the paired changes since earlier rounds.
+
+- direct ASR: plain harmful requests (no attack template) answered unsafely;
+- adversarial ASR: the templated held-out set, greedy, and sampled at a temperature;
+- contrast refusal: benign requests in the same attack templates that were refused
+  (a model that learned "refuse anything that looks like a jailbreak" shows here);
+- benign refusal: benign-but-edgy prompts that were refused (over-refusal);
+- red-team ASR: the round's red team against the fixed round-0 target;
+- knowledge drift (arXiv 2409.19476): QA accuracy, perplexity, entropy, answer probability;
+- regression: the direct and adversarial verdicts against the previous round, paired by
+  prompt (exact McNemar), and the accuracy change against round 0, paired by question.
+
+Every answer, verdict and QA item goes to ``records.jsonl``, so later rounds can pair with them.
+"""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Optional
 
 from .. import data
-from ..artifacts import write_jsonl
-from ..contract import EvaluateConfig, EvaluateResult, VerdictCounts
+from ..artifacts import read_jsonl, write_jsonl
+from ..contract import EvaluateConfig, EvaluateResult
+from ..data import DataError
 from ..engine_pool import EnginePool
 from ..engines import Sampling
-from ..figures import asr, asr_by, count, error_rate, rate
+from ..figures import asr, asr_by, count, error_rate, rate, unsafe_by_item, wrong_by_item
 from ..judges import make_judge
-from ..judges.refusal import is_refusal
-from ..knowledge import knowledge
+from ..judges.refusal import opens_by_declining
+from ..knowledge import mean_knowledge, score_knowledge
 from ..progress import Progress
 from ..redteam import write_attacks
+from ..stats import PairedChange, paired_change_by_id
+
+JUDGED_SETS = ("direct", "adversarial")  # answers the judge labels; the target ASRs
+
+
+def _conversations(items: list) -> list[list[dict[str, str]]]:
+    return [[{"role": "user", "content": item.prompt}] for item in items]
+
+
+def _earlier(path: Optional[str]) -> Optional[list[dict]]:
+    """An earlier round's records, or None when there is no earlier round."""
+    if not path:
+        return None
+    try:
+        return read_jsonl(path)
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: cannot read the earlier round's records: {exc}") from None
+
+
+def _paired(before: Optional[list[dict]], now: list[dict], by_item, level: float) -> Optional[PairedChange]:
+    return None if before is None else paired_change_by_id(by_item(before), by_item(now), level)
 
 
 def run(cfg: EvaluateConfig, progress: Progress) -> EvaluateResult:
     started = time.monotonic()
-    ev = cfg.evaluation
-    heldout = data.load("heldout", cfg.data.heldout)
-    benign = data.load("benign", cfg.data.benign)
+    ev, confidence = cfg.evaluation, cfg.evaluation.confidence
+    sets = {
+        "direct": data.load("direct", cfg.data.direct),
+        "adversarial": data.load("heldout", cfg.data.heldout),
+        "contrast": data.load("contrast", cfg.data.contrast),
+        "benign": data.load("benign", cfg.data.benign),
+    }
     questions = data.load("knowledge", cfg.data.knowledge)
+    previous, baseline = _earlier(cfg.previousRecords), _earlier(cfg.baselineRecords)
     pool = EnginePool(cfg.cacheDir, ev.batchSize, cfg.seed)
     greedy = Sampling(temperature=0.0, max_new_tokens=ev.maxNewTokens, seed=cfg.seed)
-    records: list[dict] = []
 
     target = pool.get(cfg.target)
-    answers = target.chat([[{"role": "user", "content": i.prompt}] for i in heldout], greedy, progress.task("held-out answers", len(heldout)))
-    benign_answers = target.chat([[{"role": "user", "content": i.prompt}] for i in benign], greedy, progress.task("benign answers", len(benign)))
+    answers = {name: target.chat(_conversations(items), greedy, progress.task(f"{name} answers", len(items))) for name, items in sets.items()}
+    sampled_items = [item for item in sets["adversarial"] for _ in range(ev.samples)]
+    sampling = Sampling(ev.sampleTemperature, cfg.attack.topP, ev.maxNewTokens, seed=cfg.seed * 1000 + cfg.round + 2)
+    sampled = target.chat(_conversations(sampled_items), sampling, progress.task("sampled answers", len(sampled_items))) if sampled_items else []
     scored = sum(len(q.choices) for q in questions) * len(ev.knowledgeContexts)
-    by_context = knowledge(target, questions, list(ev.knowledgeContexts), cfg.seed, progress.task("knowledge", scored))
+    per_context = score_knowledge(target, questions, list(ev.knowledgeContexts), cfg.seed, progress.task("knowledge", scored))
 
     red_rows: list[dict] = []
     red_answers: list[str] = []
@@ -47,30 +88,51 @@ def run(cfg: EvaluateConfig, progress: Progress) -> EvaluateResult:
         )
 
     judge = make_judge(cfg.classifier, pool.get)
-    verdicts = judge.judge([(i.prompt, a) for i, a in zip(heldout, answers)], progress.task("judge held-out", len(heldout)))
-    red_verdicts = judge.judge([(r["prompt"], a) for r, a in zip(red_rows, red_answers)]) if red_rows else []
+    judged = [(item.prompt, answer) for name in JUDGED_SETS for item, answer in zip(sets[name], answers[name])]
+    judged += [(item.prompt, answer) for item, answer in zip(sampled_items, sampled)]
+    judged += [(row["prompt"], answer) for row, answer in zip(red_rows, red_answers)]
+    all_verdicts = judge.judge(judged, progress.task("judge", len(judged)))
     pool.close()
+    cut = [len(sets["direct"]), len(sets["adversarial"]), len(sampled), len(red_rows)]
+    verdicts, position = {}, 0
+    for name, size in zip(("direct", "adversarial", "sampled", "redteam"), cut):
+        verdicts[name], position = all_verdicts[position : position + size], position + size
+    refused = {name: [opens_by_declining(a) for a in answers[name]] for name in ("contrast", "benign")}
 
-    counts = count(verdicts)
-    refusals = [is_refusal(a) for a in benign_answers]
-    for item, answer, verdict in zip(heldout, answers, verdicts):
-        records.append({"set": "heldout", "id": item.id, "category": item.category, "style": item.style, "prompt": item.prompt, "answer": answer, "verdict": verdict.label, "categories": list(verdict.categories)})
-    for item, answer, refused in zip(benign, benign_answers, refusals):
-        records.append({"set": "benign", "id": item.id, "prompt": item.prompt, "answer": answer, "refused": refused})
-    for row, answer, verdict in zip(red_rows, red_answers, red_verdicts):
+    records: list[dict] = []
+    for name in JUDGED_SETS:
+        for item, answer, verdict in zip(sets[name], answers[name], verdicts[name]):
+            records.append({"set": name, "id": item.id, "category": item.category, "style": item.style, "prompt": item.prompt, "answer": answer,
+                            "verdict": verdict.label, "categories": list(verdict.categories), "reason": verdict.reason, "score": verdict.score})
+    for sample, (item, answer, verdict) in enumerate(zip(sampled_items, sampled, verdicts["sampled"])):
+        records.append({"set": "sampled", "id": item.id, "sample": sample % ev.samples, "prompt": item.prompt, "answer": answer,
+                        "verdict": verdict.label, "score": verdict.score})
+    for name in ("contrast", "benign"):
+        for item, answer, flag in zip(sets[name], answers[name], refused[name]):
+            records.append({"set": name, "id": item.id, "category": item.category, "style": item.style, "prompt": item.prompt, "answer": answer, "refused": flag})
+    for row, answer, verdict in zip(red_rows, red_answers, verdicts["redteam"]):
         records.append({"set": "redteam", "id": row["id"], "prompt": row["prompt"], "answer": answer, "verdict": verdict.label})
+    for context, items in per_context.items():
+        for item in items:
+            records.append({"set": "knowledge", "id": item.id, "context": context, "correct": item.correct, "probability": round(item.probability, 4),
+                            "entropy": round(item.entropy, 4), "perplexity": round(item.perplexity, 4)})
     path = write_jsonl(Path(cfg.outputDir) / "records.jsonl", records)
 
-    target_asr = asr(counts)
-    red_counts = count(red_verdicts) if red_rows else None
-    red_asr = asr(red_counts) if red_counts else None
+    level = 1 - confidence
+    adversarial = verdicts["adversarial"]
+    by_context = {context: mean_knowledge(items, confidence) for context, items in per_context.items()}
     main = "none" if "none" in by_context else next(iter(by_context))
     return EvaluateResult(
         round=cfg.round, seconds=round(time.monotonic() - started, 1),
-        targetASR=None if target_asr is None else round(target_asr, 4), targetCounts=VerdictCounts(**counts.__dict__),
-        byCategory=asr_by([i.category for i in heldout], verdicts), byStyle=asr_by([i.style for i in heldout], verdicts),
-        redteamASR=None if red_asr is None else round(red_asr, 4),
-        redteamCounts=VerdictCounts(**red_counts.__dict__) if red_counts else None,
-        benignRefusalRate=round(rate(refusals), 4), judgeErrorRate=round(error_rate(counts), 4),
-        knowledge=by_context[main], knowledgeByContext=by_context, judge=judge.info, records=str(path),
+        directASR=asr(count(verdicts["direct"]), confidence), adversarialASR=asr(count(adversarial), confidence),
+        sampledASR=asr(count(verdicts["sampled"]), confidence) if sampled else None,
+        contrastRefusal=rate(refused["contrast"], confidence), benignRefusal=rate(refused["benign"], confidence),
+        redteamASR=asr(count(verdicts["redteam"]), confidence) if red_rows else None,
+        judgeErrors=error_rate(count(verdicts["direct"] + adversarial), confidence),
+        byCategory=asr_by([i.category for i in sets["adversarial"]], adversarial, confidence),
+        byStyle=asr_by([i.style for i in sets["adversarial"]], adversarial, confidence),
+        knowledge=by_context[main], knowledgeByContext=by_context,
+        regression=_paired(previous, records, lambda rows: unsafe_by_item(rows, JUDGED_SETS), level),
+        accuracyChange=_paired(baseline, records, lambda rows: wrong_by_item(rows, main), level),
+        judge=judge.info, records=str(path),
     )

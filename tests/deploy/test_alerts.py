@@ -10,6 +10,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.helpers.helm_tools import CHART, OPERATOR_METRICS, ROOT, metric_names, metric_names_used, promtool, rendered_rule_groups, rule_exprs
@@ -135,15 +136,25 @@ def _github_anchor(heading: str) -> str:
 
 
 def test_alert_expressions_match_the_contract():
+    """Gates compare the upper bound of an interval (as the operator's gates do); a regression is the paired test's verdict."""
     exprs = {name: " ".join(rule["expr"].split()) for name, rule in _alerts(_file_groups()).items()}
-    assert exprs["SeasTargetASRAboveGate"] == "seas_target_asr_latest > on(namespace, evolution) seas_gate_max_target_asr"
-    assert exprs["SeasSafetyRegressed"] == "seas_target_asr_latest > on(namespace, evolution) seas_target_asr_previous"
+    assert exprs["SeasTargetASRAboveGate"] == "seas_target_asr_high_latest > on(namespace, evolution) seas_gate_max_target_asr"
+    assert exprs["SeasSafetyRegressed"] == "seas_safety_regressed == 1"
     assert exprs["SeasCapabilityRegressed"] == (
-        "seas_qa_accuracy_drop_latest > on(namespace, evolution) seas_gate_max_accuracy_drop"
+        "seas_qa_accuracy_drop_high_latest > on(namespace, evolution) seas_gate_max_accuracy_drop"
     )
     assert exprs["SeasEvolutionDegraded"] == 'seas_condition{type="Degraded"} == 1'
     assert 'seas_condition{type="Progressing"} == 1' in exprs["SeasNoProgress"]
     assert "time() - seas_last_progress_timestamp_seconds" in exprs["SeasNoProgress"]
+
+
+def test_safety_annotations_explain_intervals_and_the_paired_test():
+    alerts = _alerts(_file_groups())
+    for name in ("SeasTargetASRAboveGate", "SeasCapabilityRegressed"):
+        text = " ".join(alerts[name]["annotations"]["description"].split())
+        assert "upper bound of the confidence interval" in text and "spec.evaluation.confidence" in text, name
+    text = " ".join(alerts["SeasSafetyRegressed"]["annotations"]["description"].split())
+    assert "significantly less safe" in text and "paired test" in text and "McNemar" in text
 
 
 def test_every_alert_has_firing_and_quiet_unit_tests():
@@ -157,18 +168,33 @@ def test_every_alert_has_firing_and_quiet_unit_tests():
     assert alerts <= quiet, f"no quiet case for {alerts - quiet}"
 
 
-def test_unit_tests_catch_a_broken_rule(tmp_path):
-    """Mutation check: flip the regression comparison and the unit tests fail."""
-    text = RULES.read_text().replace(
-        "seas_target_asr_latest > on(namespace, evolution) seas_target_asr_previous",
-        "seas_target_asr_latest < on(namespace, evolution) seas_target_asr_previous",
-    )
+MUTATIONS = {
+    # Flipped regression verdict: fires on every quiet evolution, never on the regressed one.
+    "SeasSafetyRegressed": ("seas_safety_regressed == 1", "seas_safety_regressed == 0"),
+    # An upper bound exactly at the gate passes it.
+    "SeasTargetASRAboveGate": (
+        "seas_target_asr_high_latest > on(namespace, evolution) seas_gate_max_target_asr",
+        "seas_target_asr_high_latest >= on(namespace, evolution) seas_gate_max_target_asr",
+    ),
+    # Flipped comparison: fires on the evolutions within their gate, not on the forgetting one.
+    "SeasCapabilityRegressed": (
+        "seas_qa_accuracy_drop_high_latest > on(namespace, evolution) seas_gate_max_accuracy_drop",
+        "seas_qa_accuracy_drop_high_latest < on(namespace, evolution) seas_gate_max_accuracy_drop",
+    ),
+}
+
+
+@pytest.mark.parametrize("alert", sorted(MUTATIONS))
+def test_unit_tests_catch_a_broken_rule(tmp_path, alert):
+    """Mutation check: break one alert's comparison and the unit tests fail on that alert."""
+    original, mutated = MUTATIONS[alert]
+    text = RULES.read_text().replace(original, mutated)
     assert text != RULES.read_text()
     broken = tmp_path / "alerts.yaml"
     broken.write_text(text)
     proc = _run("test", "rules", str(_unit_tests_for(tmp_path, broken)))
     assert proc.returncode != 0
-    assert "SeasSafetyRegressed" in proc.stdout + proc.stderr
+    assert alert in proc.stdout + proc.stderr
 
 
 def test_alerts_query_only_operator_metrics():
@@ -181,8 +207,14 @@ def test_metric_names_used_covers_alerts_and_dashboard():
     used = metric_names_used()
     assert used <= OPERATOR_METRICS, f"unknown metrics: {sorted(used - OPERATOR_METRICS)}"
     # The alerts' metrics are in, and so are the dashboard's per-round and per-stage metrics.
-    assert {"seas_target_asr_latest", "seas_gate_max_target_asr", "seas_condition", "seas_last_progress_timestamp_seconds"} <= used
-    assert {"seas_target_asr", "seas_redteam_asr", "seas_stage_duration_seconds", "seas_stage_failures"} <= used
+    assert {
+        "seas_target_asr_high_latest", "seas_gate_max_target_asr", "seas_safety_regressed", "seas_qa_accuracy_drop_high_latest",
+        "seas_gate_max_accuracy_drop", "seas_condition", "seas_last_progress_timestamp_seconds",
+    } <= used
+    assert {
+        "seas_direct_asr", "seas_direct_asr_low", "seas_direct_asr_high", "seas_adversarial_asr", "seas_adversarial_asr_high",
+        "seas_redteam_asr", "seas_stage_duration_seconds", "seas_stage_failures",
+    } <= used
 
 
 def test_install_script_is_idempotent_when_promtool_exists():

@@ -91,32 +91,71 @@ def test_panel_ids_unique_and_laid_out(dashboard):
                 cells.add((x, y))
 
 
+RATES = (
+    "seas_direct_asr",
+    "seas_adversarial_asr",
+    "seas_sampled_asr",
+    "seas_contrast_refusal_rate",
+    "seas_benign_refusal_rate",
+    "seas_redteam_asr",
+    "seas_judge_error_rate",
+    "seas_qa_accuracy",
+)
+PER_ROUND = {
+    *(f"{rate}{bound}" for rate in RATES for bound in ("", "_low", "_high")),
+    *(f"seas_qa_accuracy_drop{bound}" for bound in ("", "_low", "_high")),
+    "seas_qa_perplexity",
+    "seas_qa_entropy",
+    "seas_qa_answer_probability",
+    "seas_regression_p_value",
+    "seas_round_regressed",
+    "seas_gate_passed",
+}
+
+
 def test_dashboard_covers_the_issue(dashboard):
-    """ASR per round (target and red team), benign refusal, QA accuracy and drift,
-    stage durations and failures, gate results, conditions."""
+    """Every rate per round with its interval (direct, adversarial and sampled ASR, contrast and benign refusal,
+    red-team ASR, judge errors, QA accuracy), the paired accuracy drop with its bounds, the paired regression test,
+    the latest round's gated upper bounds and regression verdict, knowledge drift, stages, gates, conditions."""
     used = metric_names(dashboard_queries(dashboard))
-    required = {
-        "seas_target_asr",
-        "seas_redteam_asr",
-        "seas_benign_refusal_rate",
-        "seas_qa_accuracy",
-        "seas_qa_accuracy_drop",
-        "seas_qa_perplexity",
-        "seas_qa_entropy",
-        "seas_qa_answer_probability",
+    required = PER_ROUND | {
+        "seas_target_asr_high_latest",
+        "seas_qa_accuracy_drop_high_latest",
+        "seas_safety_regressed",
+        "seas_gate_max_target_asr",
+        "seas_gate_max_accuracy_drop",
+        "seas_gate_max_benign_refusal_rate",
+        "seas_current_round",
+        "seas_last_progress_timestamp_seconds",
         "seas_stage_duration_seconds",
         "seas_stage_failures",
-        "seas_gate_passed",
         "seas_condition",
     }
     assert required <= used, f"missing from the dashboard: {sorted(required - used)}"
     assert used <= OPERATOR_METRICS, f"unknown metrics: {sorted(used - OPERATOR_METRICS)}"
 
 
+def test_every_rate_is_drawn_with_its_interval(dashboard):
+    """A panel that plots a rate per round also plots its low and high bound, the band filled between them."""
+    for panel in _panels(dashboard):
+        used = metric_names(t["expr"] for t in panel["targets"])
+        for rate in (*RATES, "seas_qa_accuracy_drop"):
+            if rate not in used or panel["type"] == "table":
+                continue
+            assert {f"{rate}_low", f"{rate}_high"} <= used, f"{panel['title']!r} shows {rate} without its bounds"
+            fills = [
+                prop["value"]
+                for override in panel["fieldConfig"]["overrides"]
+                for prop in override["properties"]
+                if prop["id"] == "custom.fillBelowTo"
+            ]
+            assert fills, f"{panel['title']!r} draws no band between the bounds"
+            assert panel["options"]["xField"] == "round"
+
+
 def test_per_round_panels_group_by_round(dashboard):
-    per_round = {"seas_target_asr", "seas_redteam_asr", "seas_benign_refusal_rate", "seas_qa_accuracy", "seas_gate_passed"}
     for panel in _panels(dashboard):
         for target in panel["targets"]:
-            if metric_names([target["expr"]]) & per_round:
+            if metric_names([target["expr"]]) & PER_ROUND:
                 assert "by (round)" in target["expr"], f"{panel['title']!r}: per-round figure not grouped by round"
                 assert target.get("instant") is True and target.get("format") == "table"

@@ -60,6 +60,8 @@ def tiny_evolution(tmp_path: Path, name: str, cache: Path, **spec_overrides) -> 
         "evaluation": {"maxNewTokens": 12, "knowledgeContexts": ["none"]},
         "data": {
             "heldout": head("heldout_adversarial.jsonl", 4, data_dir),
+            "direct": head("direct.jsonl", 3, data_dir),
+            "contrast": head("contrast.jsonl", 2, data_dir),
             "benign": head("benign.jsonl", 3, data_dir),
             "knowledge": head("knowledge_qa.jsonl", 6, data_dir),
             "helpful": head("helpful_train.jsonl", 2, data_dir),
@@ -131,9 +133,11 @@ def test_evolution_runs_to_ready_through_failures_and_a_restart(emulator, tmp_pa
     assert status["phase"] == "Succeeded"
     assert [r["round"] for r in status["rounds"]] == [0, 1]
     for entry in status["rounds"]:
-        assert 0.0 <= entry["targetASR"] <= 1.0
-        assert 0.0 <= entry["qaAccuracy"] <= 1.0
+        for figure, n in (("directASR", 3), ("adversarialASR", 4), ("sampledASR", 4), ("contrastRefusalRate", 2), ("benignRefusalRate", 3), ("qaAccuracy", 6)):
+            rate = entry[figure]
+            assert rate["n"] == n and 0.0 <= rate["low"] <= rate["rate"] <= rate["high"] <= 1.0, (figure, rate)
         assert entry["judge"]["type"] == "refusal-match"
+    assert status["rounds"][1]["regression"]["n"] == 7 and status["rounds"][1]["accuracyChange"]["n"] == 6  # paired with round 0
     assert status["rounds"][1]["gate"]["passed"] is True
     assert status["promotedModel"].endswith("/r1/train-target/model")
     # The metrics the alerts and dashboard use are on /metrics, labelled by namespace, evolution and round.
@@ -141,7 +145,7 @@ def test_evolution_runs_to_ready_through_failures_and_a_restart(emulator, tmp_pa
 
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value for f in text_string_to_metric_families(op_metrics) for s in f.samples}
     exported = {name for name, _ in samples}
-    # Every metric the alerts and the dashboard query is exported (the previous-round ASR and the
+    # Every metric the alerts and the dashboard query is exported (the paired changes and the
     # gate thresholds included: two rounds are evaluated and all three gates are set).
     assert metric_names_used() <= exported, metric_names_used() - exported
     demo = (("evolution", "demo"), ("namespace", "default"))
@@ -149,9 +153,10 @@ def test_evolution_runs_to_ready_through_failures_and_a_restart(emulator, tmp_pa
     def value(name: str, **labels: str) -> float:
         return samples[(name, tuple(sorted(demo + tuple(labels.items()))))]
 
-    assert value("seas_target_asr", round="1") == pytest.approx(status["rounds"][1]["targetASR"])
-    assert value("seas_target_asr_previous") == pytest.approx(status["rounds"][0]["targetASR"])
-    assert value("seas_qa_accuracy", round="0") == pytest.approx(status["rounds"][0]["qaAccuracy"])
+    assert value("seas_adversarial_asr", round="1") == pytest.approx(status["rounds"][1]["adversarialASR"]["rate"])
+    assert value("seas_direct_asr_high", round="0") == pytest.approx(status["rounds"][0]["directASR"]["high"])
+    assert value("seas_qa_accuracy", round="0") == pytest.approx(status["rounds"][0]["qaAccuracy"]["rate"])
+    assert value("seas_safety_regressed") == (1.0 if status["rounds"][1]["regression"]["significant"] else 0.0)
     assert value("seas_condition", type="Ready") == 1.0
     assert value("seas_condition", type="Degraded") == 0.0
     assert value("seas_stage_failures", round="1", stage="attack") == 2.0

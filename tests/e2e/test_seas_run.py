@@ -30,6 +30,7 @@ def test_one_real_round_then_resume(tmp_path, tiny_data):
             "pairs": {"helpfulPairs": 2},
             "evaluation": {"maxNewTokens": 12, "knowledgeContexts": ["none", "false"]},
             "data": {"heldout": tiny_data("heldout_adversarial.jsonl", 6), "benign": tiny_data("benign.jsonl", 4),
+                     "direct": tiny_data("direct.jsonl", 4), "contrast": tiny_data("contrast.jsonl", 3),
                      "knowledge": tiny_data("knowledge_qa.jsonl", 8)},
             "gates": {"maxTargetASR": 1.0},
         },
@@ -44,13 +45,16 @@ def test_one_real_round_then_resume(tmp_path, tiny_data):
     assert report["evolution"] == "tiny" and report["complete"] is True
     assert [r["round"] for r in report["rounds"]] == [0, 1]
     for r in report["rounds"]:
-        assert 0.0 <= r["targetASR"] <= 1.0
-        assert 0.0 <= r["benignRefusalRate"] <= 1.0
-        assert 0.0 <= r["qaAccuracy"] <= 1.0
+        for figure, n in (("directASR", 4), ("adversarialASR", 6), ("sampledASR", 6), ("contrastRefusalRate", 3), ("benignRefusalRate", 4), ("qaAccuracy", 8)):
+            assert r[figure]["n"] == n and 0.0 <= r[figure]["low"] <= r[figure]["rate"] <= r[figure]["high"] <= 1.0, (figure, r[figure])
         assert r["qaPerplexity"] >= 1.0
         assert 0.0 <= r["qaEntropy"] <= 1.3863  # ln 4: four choices
         assert r["seconds"] > 0
-    assert report["rounds"][0]["redteamASR"] is not None
+    assert report["rounds"][0]["redteamASR"]["n"] > 0
+    assert report["rounds"][1]["regression"]["n"] == 10  # direct and adversarial items, paired with round 0
+    assert report["rounds"][1]["accuracyChange"]["n"] == 8
+    records = [json.loads(l) for l in (out / "r1" / "evaluate" / "records.jsonl").read_text().splitlines()]
+    assert {r["set"] for r in records} == {"direct", "adversarial", "sampled", "contrast", "benign", "redteam", "knowledge"}
     one = report["rounds"][1]
     assert one["pairs"]["target"] > 0, "the tiny round produced no target pairs"
     train = json.loads((out / "r1" / "train-target" / "result.json").read_text())

@@ -19,6 +19,7 @@ from seas_runtime.contract import (
     TrainResult,
     VerdictCounts,
 )
+from seas_runtime.stats import PairedChange, Rate, paired_change
 
 BASE_TARGET = "org/target-base"
 BASE_RED = "org/red-base"
@@ -33,7 +34,7 @@ def make_spec(rounds: int = 2, init: bool = False, train_redteam: bool = True, g
 
 def attack_result(r: int) -> AttackResult:
     return AttackResult(round=r, records=f"/art/r{r}/attack/records.jsonl", prompts=4, responses=8,
-                        counts=VerdictCounts(safe=4, unsafe=4), asr=0.5, judge=JudgeInfo(type="refusal-match"))
+                        counts=VerdictCounts(safe=4, unsafe=4), asr=Rate.of(4, 8), judge=JudgeInfo(type="refusal-match"))
 
 
 def pairs_result(r: int) -> PairsResult:
@@ -48,14 +49,23 @@ def init_result(model: str = "red-sft") -> InitializeResult:
     return InitializeResult(round=0, model=model, examples=80)
 
 
-def evaluate_result(r: int, asr: Optional[float] = 0.5, refusal: float = 0.1, accuracy: float = 0.6, errors: float = 0.0,
-                    seconds: float = 10.0) -> EvaluateResult:
+def evaluate_result(r: int, unsafe: int = 24, refused: int = 4, correct: int = 72, errors: int = 0, seconds: float = 10.0, n: int = 48,
+                    regression: Optional[PairedChange] = None, accuracy_change: Optional[PairedChange] = None) -> EvaluateResult:
+    """An evaluation of round ``r``: ``unsafe`` of ``n`` answers on both target sets, ``refused`` of 40 benign and contrast
+    prompts, ``correct`` of 120 QA items, ``errors`` judge errors among the 2n judged answers."""
     return EvaluateResult(
-        round=r, seconds=seconds, targetASR=asr, targetCounts=VerdictCounts(safe=10, unsafe=5), byCategory={"fraud": asr or 0.0},
-        byStyle={"role_play": asr or 0.0}, redteamASR=0.3 if r else None, benignRefusalRate=refusal, judgeErrorRate=errors,
-        knowledge=KnowledgeFigures(accuracy=accuracy, perplexity=5.0, entropy=1.0, probability=0.4),
-        judge=JudgeInfo(type="refusal-match"), records=f"/art/r{r}/evaluate/records.jsonl",
+        round=r, seconds=seconds, directASR=Rate.of(unsafe, n), adversarialASR=Rate.of(unsafe, n),
+        contrastRefusal=Rate.of(refused, 40), benignRefusal=Rate.of(refused, 40), redteamASR=Rate.of(3, 10) if r else None,
+        judgeErrors=Rate.of(errors, 2 * n), byCategory={"fraud": Rate.of(unsafe // 4, n // 4)}, byStyle={"role_play": Rate.of(unsafe // 4, n // 4)},
+        knowledge=KnowledgeFigures(accuracy=Rate.of(correct, 120), perplexity=5.0, entropy=1.0, probability=0.4),
+        regression=regression, accuracyChange=accuracy_change,
+        judge=JudgeInfo(type="refusal-match", heuristic=True), records=f"/art/r{r}/evaluate/records.jsonl",
     )
+
+
+def change(b: int, c: int, n: int = 96, level: float = 0.05) -> PairedChange:
+    """The paired change of ``n`` items of which ``b`` got worse and ``c`` better (the rest stayed ok)."""
+    return paired_change([False] * b + [True] * c + [False] * (n - b - c), [True] * b + [False] * c + [False] * (n - b - c), level)
 
 
 def result_for(key: StageKey) -> StageResult:

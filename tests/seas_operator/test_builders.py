@@ -39,19 +39,14 @@ from seas_operator.kinds import (
 from seas_operator.rbac import API_CALLS
 from seas_operator.stage_configs import build_stage_config
 from seas_runtime.contract import (
-    AttackResult,
-    InitializeResult,
-    JudgeInfo,
-    PairsResult,
     Stage,
     StageConfig,
     StageKey,
-    TrainResult,
-    VerdictCounts,
     dump_stage_config,
     parse_stage_config,
 )
 from tests.helpers import ROOT
+from tests.helpers.factories import done_through
 
 SCHEMAS = ROOT / "tests" / "helpers" / "kubeflow_schemas"
 KUBE_VERSIONS = ("1.27.0", kubernetes_validate.latest_version())
@@ -112,22 +107,13 @@ SPECS = {
 }
 
 
-def _done() -> dict[StageKey, Any]:
-    """Fake results of every stage of round 1 (and initialize), as the runtime would report them."""
-    judge = JudgeInfo(type="refusal-match")
-    return {
-        K(0, "initialize"): InitializeResult(round=0, model="/artifacts/r0/initialize/model", examples=80),
-        K(1, "attack"): AttackResult(round=1, records="/artifacts/r1/attack/records.jsonl", prompts=10, responses=20,
-                                            counts=VerdictCounts(safe=15, unsafe=5), asr=0.25, judge=judge),
-        K(1, "pairs"): PairsResult(round=1, target=8, redteam=4, targetFile="/artifacts/r1/pairs/target.jsonl",
-                                          redteamFile="/artifacts/r1/pairs/redteam.jsonl"),
-        K(1, "train-target"): TrainResult(stage="train-target", round=1, model="/artifacts/r1/train-target/model", trained=True, pairs=8),
-        K(1, "train-redteam"): TrainResult(stage="train-redteam", round=1, model="/artifacts/r1/train-redteam/model", trained=True, pairs=4),
-    }
+def _done(spec: SafetyEvolutionSpec) -> dict[StageKey, Any]:
+    """Results of every stage of the evolution, as the runtime would report them."""
+    return done_through(spec)
 
 
 def _config(spec: SafetyEvolutionSpec, key: StageKey) -> StageConfig:
-    done = {k: v for k, v in _done().items() if (k.round, k.stage) != (key.round, key.stage)}
+    done = {k: v for k, v in _done(spec).items() if k != key}
     root = f"{spec.storage.mountPath}/{OWNER.namespace}/{OWNER.name}/c0"
     return build_stage_config(OWNER.name, spec, key, done, root, cache_dir=f"{spec.storage.mountPath}/.cache")
 

@@ -164,7 +164,8 @@ def test_crd_identity_and_printer_columns():
     expected = {
         "Round": ("integer", ".status.round"),
         "Stage": ("string", ".status.stage"),
-        "Target ASR": ("number", ".status.targetASR"),
+        "Direct ASR": ("number", ".status.directASR"),
+        "Adv ASR": ("number", ".status.adversarialASR"),
         "Ready": ("string", '.status.conditions[?(@.type=="Ready")].status'),
         "Age": ("date", ".metadata.creationTimestamp"),
         "Phase": ("string", ".status.phase"),
@@ -397,7 +398,8 @@ def test_status_fields_are_typed():
     assert props["phase"]["enum"] == list(PHASES)
     assert {"Pending", "Running", "Suspended", "Succeeded", "Failed", "Degraded"} == set(PHASES)
     assert (props["cycle"]["type"], props["round"]["type"], props["stage"]["type"]) == ("integer", "integer", "string")
-    assert props["targetASR"] == {**props["targetASR"], "type": "number", "nullable": True}
+    for name in ("directASR", "adversarialASR"):
+        assert props[name] == {**props[name], "type": "number", "nullable": True}, name
     assert props["lastProgressTime"]["format"] == "date-time"
     for name in ("promotedModel", "message", "nextScheduleTime"):
         assert props[name]["type"] == "string", name
@@ -427,12 +429,13 @@ def test_status_schema_is_generated_from_the_status_model():
 
 def test_a_realistic_status_validates():
     status = {
-        "observedGeneration": 3, "phase": "Running", "cycle": 0, "round": 2, "stage": "train-target", "targetASR": 0.25,
+        "observedGeneration": 3, "phase": "Running", "cycle": 0, "round": 2, "stage": "train-target", "directASR": 0.25, "adversarialASR": 0.3,
         "promotedModel": "/artifacts/ns/x/c0/r1/train-target/model", "message": "", "lastProgressTime": "2025-01-01T00:00:00Z",
         "conditions": [
             {"type": "Ready", "status": "False", "reason": "InProgress", "message": "", "lastTransitionTime": "2025-01-01T00:00:00Z", "observedGeneration": 3},
         ],
-        "rounds": [{"round": 0, "targetASR": None, "gate": None, "judge": {"type": "refusal-match", "model": None}, "pairs": {"target": 0, "redteam": 0}}],
+        "rounds": [{"round": 0, "adversarialASR": {"k": 6, "n": 48, "rate": 0.125, "low": 0.0586, "high": 0.247, "confidence": 0.95},
+                    "gate": None, "judge": {"type": "refusal-match", "model": None}, "pairs": {"target": 0, "redteam": 0}}],
         "stages": {"r1/attack": {"state": "succeeded", "attempts": 1, "result": {"stage": "attack"}}},
         "kopf": {"progress": {}},
     }

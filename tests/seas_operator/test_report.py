@@ -7,16 +7,20 @@ import json
 from seas_operator.report import Report, render_markdown, write_report
 from seas_operator.status import GateResult, PairCounts, RoundStatus
 from seas_runtime.contract import JudgeInfo
+from seas_runtime.stats import Rate
+from tests.helpers.factories import change
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def round_entry(r: int, asr, redteam, refusal: float, accuracy: float, gate=None, pairs=(0, 0)) -> RoundStatus:
+def round_entry(r: int, unsafe, redteam, refused: int, correct: int, gate=None, pairs=(0, 0), regression=None) -> RoundStatus:
     return RoundStatus(
-        round=r, targetASR=asr, redteamASR=redteam, benignRefusalRate=refusal, judgeErrorRate=0.0,
-        qaAccuracy=accuracy, qaPerplexity=12.3456, qaEntropy=1.2, qaAnswerProbability=0.41, accuracyDrop=0.0,
-        byCategory={"fraud": asr or 0.0, "hate": 0.5}, byStyle={"role_play": asr or 0.0},
-        pairs=PairCounts(target=pairs[0], redteam=pairs[1]), seconds=42.4, judge=JudgeInfo(type="refusal-match"),
+        round=r, directASR=Rate.of(unsafe, 64) if unsafe is not None else None, adversarialASR=Rate.of(unsafe, 48) if unsafe is not None else None,
+        redteamASR=Rate.of(redteam, 16) if redteam is not None else None, benignRefusalRate=Rate.of(refused, 64),
+        contrastRefusalRate=Rate.of(refused, 40), judgeErrorRate=Rate.of(0, 112), qaAccuracy=Rate.of(correct, 120),
+        qaPerplexity=12.3456, qaEntropy=1.2, qaAnswerProbability=0.41, regression=regression,
+        byCategory={"fraud": Rate.of((unsafe or 0) // 6, 6), "hate": Rate.of(3, 6)}, byStyle={"role_play": Rate.of((unsafe or 0) // 6, 9)},
+        pairs=PairCounts(target=pairs[0], redteam=pairs[1]), seconds=42.4, judge=JudgeInfo(type="refusal-match", heuristic=True),
         records=f"/runs/demo/r{r}/evaluate/records.jsonl", gate=gate,
         targetModel=None if r == 0 else f"/runs/demo/r{r}/train-target/model",
     )
@@ -24,9 +28,9 @@ def round_entry(r: int, asr, redteam, refusal: float, accuracy: float, gate=None
 
 def sample_report(complete: bool = True) -> Report:
     rounds = [
-        round_entry(0, 0.625, None, 0.1, 0.55),
-        round_entry(1, 0.4, 0.3, 0.15, 0.54, gate=GateResult(passed=False, failures=["target ASR 0.400 > 0.200"]), pairs=(20, 7)),
-        round_entry(2, 0.125, 0.45, 0.2, 0.53, gate=GateResult(passed=True), pairs=(18, 9)),
+        round_entry(0, 30, None, 6, 66),
+        round_entry(1, 19, 5, 9, 65, gate=GateResult(passed=False, failures=["adversarial ASR: upper bound 0.540 > 0.200"]), pairs=(20, 7)),
+        round_entry(2, 6, 7, 12, 64, gate=GateResult(passed=True), pairs=(18, 9), regression=change(9, 1)),
     ]
     return Report(evolution="smollm2-demo", complete=complete, promotedModel="/runs/demo/r2/train-target/model", rounds=rounds)
 
@@ -38,26 +42,27 @@ def test_report_json_holds_the_status_round_fields(tmp_path):
     assert data["promotedModel"] == "/runs/demo/r2/train-target/model"
     assert [r["round"] for r in data["rounds"]] == [0, 1, 2]
     assert set(data["rounds"][0]) == set(RoundStatus.model_fields)  # the same shape as status.rounds[]
-    assert data["rounds"][2]["targetASR"] == 0.125 and data["rounds"][1]["gate"] == {"passed": False, "failures": ["target ASR 0.400 > 0.200"]}
+    assert data["rounds"][2]["adversarialASR"] == {"k": 6, "n": 48, "rate": 0.125, "low": 0.0586, "high": 0.247, "confidence": 0.95}
+    assert data["rounds"][1]["gate"] == {"passed": False, "failures": ["adversarial ASR: upper bound 0.540 > 0.200"]}
 
 
-def test_markdown_table_has_a_row_per_round_with_figures():
+def test_markdown_tables_show_every_rate_as_k_of_n_with_its_interval():
     text = render_markdown(sample_report())
     assert text.startswith("# SEAS report: smollm2-demo")
-    assert "Judge: `refusal-match`" in text
+    assert "Judge: `refusal-match` — a heuristic; read its figures with its measured agreement" in text
     assert "Promoted model: `/runs/demo/r2/train-target/model`" in text
     assert "incomplete" not in text.lower()
-    rows = [line for line in text.splitlines() if line.startswith("| 0 ") or line.startswith("| 1 ") or line.startswith("| 2 ")]
-    assert len(rows) == 3
-    assert "62.5%" in rows[0] and "—" in rows[0]  # no red-team ASR at round 0
-    assert "FAIL: target ASR 0.400 > 0.200" in rows[1]
-    assert "20/7" in rows[1]
-    assert "12.5%" in rows[2] and "45.0%" in rows[2] and "pass" in rows[2] and "18/9" in rows[2]
-    assert "12.346" in rows[2]  # perplexity, not a percentage
-    # per-category and per-style ASR, first and last round
+    first = [line for line in text.splitlines() if line[:4] in ("| 0 ", "| 1 ", "| 2 ")][:3]
+    assert "| 30/64 46.9% [35.2, 58.9] | 30/48 62.5% [48.4, 74.8] |" in first[0]
+    assert "| — |" in first[0]  # no red-team ASR at round 0
+    assert "FAIL: adversarial ASR: upper bound 0.540 > 0.200" in first[1]
+    assert "6/48 12.5% [5.9, 24.7]" in first[2] and "7/16 43.8% [23.1, 66.8]" in first[2] and "| pass |" in first[2]
+    second = [line for line in text.splitlines() if line[:4] in ("| 0 ", "| 1 ", "| 2 ")][3:]
+    assert "**+8.3 pts" in second[2] and "p=0.021" in second[2]  # significant: bold
+    assert "| 20/7 |" in second[1] and "12.346" in second[1]  # perplexity, not a percentage
     assert "| category | fraud | hate |" in text
-    assert "| round 0 | 62.5% | 50.0% |" in text
-    assert "| round 2 | 12.5% | 50.0% |" in text
+    assert "| round 0 | 5/6 83.3% [43.6, 97.0] | 3/6 50.0% [18.8, 81.2] |" in text  # per-category cells are rates too
+    assert "| round 2 | 1/6 16.7% [3.0, 56.4] | 3/6 50.0% [18.8, 81.2] |" in text
 
 
 def test_incomplete_runs_are_flagged():
@@ -68,15 +73,17 @@ def test_judge_model_is_named():
     report = sample_report()
     for r in report.rounds:
         r.judge = JudgeInfo(type="llama-guard", model="meta-llama/Llama-Guard-3-8B")
-    assert "Judge: `llama-guard` (meta-llama/Llama-Guard-3-8B)" in render_markdown(report)
+    text = render_markdown(report)
+    assert "Judge: `llama-guard` (meta-llama/Llama-Guard-3-8B)." in text and "heuristic" not in text
 
 
 def test_unjudged_round_renders_a_dash_not_a_crash():
     report = sample_report()
-    report.rounds[1].targetASR = None
+    report.rounds[1].directASR = None
+    report.rounds[1].adversarialASR = Rate.of(0, 0)  # nothing judged
     text = render_markdown(report)
     row = next(line for line in text.splitlines() if line.startswith("| 1 "))
-    assert row.split("|")[2].strip() == "—"
+    assert row.split("|")[2].strip() == "—" and row.split("|")[3].strip() == "—"
 
 
 def test_write_report_writes_json_markdown_and_png(tmp_path):

@@ -35,21 +35,10 @@ def test_seeds_are_8_categories_by_5_styles_by_2():
     assert len({s.id for s in seeds}) == 80
 
 
-def test_heldout_covers_every_cell_and_is_disjoint_from_seeds():
-    heldout, seeds = load("heldout"), load("seeds")
-    assert len(heldout) == 48
-    assert {(h.category, h.style) for h in heldout} == {(c, s) for c in EIGHT_CATEGORIES for s in FIVE_STYLES}
-    normalize = lambda text: " ".join(text.lower().split())  # noqa: E731
-    assert not {normalize(h.prompt) for h in heldout} & {normalize(s.prompt) for s in seeds}
-    assert not {h.id for h in heldout} & {s.id for s in seeds}
-
-
-def test_benign_set():
-    benign = load("benign")
-    assert len(benign) == 40
-    assert Counter(b.category for b in benign) == {c: 5 for c in EIGHT_CATEGORIES}
-    assert {b.style for b in benign} == {"benign"}
-    assert any("kill a stuck process" in b.prompt for b in benign)
+@pytest.mark.parametrize("name", ["seeds", "direct", "heldout", "contrast", "benign", "helpful", "knowledge", "judge"])
+def test_every_shipped_set_loads_through_the_loader(name):
+    items = load(name)
+    assert items and len({i.id for i in items}) == len(items)  # sizes and cells: test_shipped_data.py
 
 
 def test_helpful_set_is_disjoint_from_benign():

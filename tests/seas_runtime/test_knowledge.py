@@ -7,7 +7,8 @@ import math
 import pytest
 
 from seas_runtime.data import load
-from seas_runtime.knowledge import ItemKnowledge, item_knowledge, knowledge_context, mean_knowledge
+from seas_runtime.knowledge import ItemKnowledge, item_knowledge, knowledge_context, mean_knowledge, score_knowledge
+from seas_runtime.stats import Rate
 
 
 def test_knowledge_contexts():
@@ -79,26 +80,45 @@ def test_mean_knowledge_averages_and_takes_the_geometric_mean_of_perplexity():
         ItemKnowledge(correct=True, probability=0.5, entropy=1.0, perplexity=4.0),
     ]
     result = mean_knowledge(items)
-    assert result["accuracy"] == 0.75
-    assert result["entropy"] == 1.0
-    assert result["probability"] == 0.5
+    assert result.accuracy == Rate.of(3, 4)
+    assert result.entropy == 1.0
+    assert result.probability == 0.5
     # exp(mean(log ppl)) = (2 * 8 * 1 * 4) ** (1/4) = 64 ** 0.25
-    assert result["perplexity"] == pytest.approx(64 ** 0.25, abs=1e-4)
+    assert result.perplexity == pytest.approx(64 ** 0.25, abs=1e-4)
 
 
 def test_mean_perplexity_is_not_dominated_by_one_outlier():
     items = [ItemKnowledge(True, 0.9, 0.1, 1.5)] * 9 + [ItemKnowledge(False, 0.0, 0.1, 1e5)]
-    assert mean_knowledge(items)["perplexity"] < 10
+    assert mean_knowledge(items).perplexity < 10
 
 
 def test_mean_perplexity_matches_the_items_perplexity():
     item = item_knowledge([-3.0, -1.0, -5.0], answer=0, answer_tokens=3)
-    assert mean_knowledge([item, item])["perplexity"] == pytest.approx(item.perplexity, abs=1e-4)
+    assert mean_knowledge([item, item]).perplexity == pytest.approx(item.perplexity, abs=1e-4)
 
 
 def test_mean_knowledge_rounds_to_four_digits():
     items = [ItemKnowledge(True, 1 / 3, 1 / 3, 1.0), ItemKnowledge(False, 0.0, 0.0, 1.0), ItemKnowledge(False, 0.0, 0.0, 1.0)]
     result = mean_knowledge(items)
-    assert result["accuracy"] == 0.3333
-    assert result["probability"] == 0.1111
-    assert result["entropy"] == 0.1111
+    assert result.accuracy.rate == 0.3333
+    assert result.probability == 0.1111
+    assert result.entropy == 0.1111
+
+
+class _Scorer:
+    """Scores each continuation by a fixed table: the choice 'Paris' is the likeliest."""
+
+    def score(self, requests, progress=None):
+        from seas_runtime.engines.base import ContinuationScore
+
+        if progress:
+            progress(len(requests))
+        return [ContinuationScore(logprob=-0.1 if r.continuation == " Paris" else -3.0, tokens=1) for r in requests]
+
+
+def test_score_knowledge_asks_every_question_in_every_context_and_keeps_ids():
+    qa = [q for q in load("knowledge") if q.id in ("qa-001", "qa-002")]
+    per_context = score_knowledge(_Scorer(), qa, ["none", "false"], seed=0)
+    assert list(per_context) == ["none", "false"]
+    assert [i.id for i in per_context["none"]] == ["qa-001", "qa-002"]
+    assert [i.correct for i in per_context["none"]] == [True, False]  # Paris is qa-001's answer, not qa-002's
