@@ -1,4 +1,4 @@
-"""The transformers engine: batched, left-padded generation on CPU or GPU."""
+"""The transformers engine: batched generation and scoring on CPU or GPU (the decoding itself is in ``decoding``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import Optional, Sequence
 
 from ..models import load_causal_lm, pick_device
 from ..settings import ModelRef
-from .base import Advance, ContinuationScore, Engine, Messages, Sampling, ScoreRequest, batches
+from .base import Advance, ContinuationScore, Engine, Messages, Sampling, ScoreRequest
+from .decoding import Decoder
 
 log = logging.getLogger(__name__)
 
@@ -18,16 +19,14 @@ class TransformersEngine(Engine):
     name = "transformers"
 
     def __init__(self, ref: ModelRef, cache: Optional[str] = None, batch_size: int = 32, device: Optional[str] = None) -> None:
-        import torch
-
         self.device = device or pick_device()
         self.batch_size = batch_size
         self.tokenizer, model, self.dtype = load_causal_lm(ref, cache, self.device)
         self.model = model.to(self.device)
         self.model.eval()
-        self._body = getattr(self.model, self.model.base_model_prefix)
-        self._head = self.model.get_output_embeddings()
-        self._torch = torch
+        eos = self.model.generation_config.eos_token_id
+        eos_ids = {*(eos if isinstance(eos, list) else [eos] if eos is not None else []), self.tokenizer.eos_token_id} - {None}
+        self.decoder = Decoder(self.model, self.tokenizer.pad_token_id, eos_ids, self.device, batch_size)
         log.info("loaded %s on %s as %s", ref.model, self.device, self.dtype)
 
     def _template(self, messages: Messages) -> str:
@@ -40,95 +39,29 @@ class TransformersEngine(Engine):
         return self._generate(list(prompts), sampling, progress, add_special_tokens=not templated)
 
     def _generate(self, texts: list[str], sampling: Sampling, progress: Advance, add_special_tokens: bool = False) -> list[str]:
-        torch = self._torch
         tok = self.tokenizer
-        tok.padding_side = "left"
-        # Similar lengths in one batch waste less compute on padding.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        outputs: list[str] = [""] * len(texts)
-        for number, (_, chunk) in enumerate(batches(order, self.batch_size)):
-            encoded = tok([texts[i] for i in chunk], return_tensors="pt", padding=True, add_special_tokens=add_special_tokens).to(self.device)
-            torch.manual_seed(sampling.seed * 100003 + number)  # reproducible per batch
-            greedy = sampling.temperature <= 0
-            with torch.inference_mode():
-                generated = self.model.generate(
-                    **encoded,
-                    do_sample=not greedy,
-                    temperature=None if greedy else sampling.temperature,
-                    top_p=None if greedy else sampling.top_p,
-                    top_k=None,
-                    max_new_tokens=sampling.max_new_tokens,
-                    pad_token_id=tok.pad_token_id,
-                )
-            new_tokens = generated[:, encoded["input_ids"].shape[1] :]
-            for index, text in zip(chunk, tok.batch_decode(new_tokens, skip_special_tokens=True)):
-                outputs[index] = text.strip()
-            if progress:
-                progress(len(chunk))
-        return outputs
+        rows = [tok(text, add_special_tokens=add_special_tokens)["input_ids"] for text in texts]
+        # One seed per row, from the call's seed and the row's index: reproducible whatever the batching,
+        # and several samples of one prompt differ.
+        seeds = [sampling.seed * 1_000_003 + index for index in range(len(rows))]
+        new = self.decoder.generate(rows, sampling.max_new_tokens, sampling.temperature, sampling.top_p, seeds, progress)
+        return [tok.decode(tokens, skip_special_tokens=True).strip() for tokens in new]
 
     def score(self, requests: Sequence[ScoreRequest], progress: Advance = None) -> list[ContinuationScore]:
-        torch = self._torch
         tok = self.tokenizer
-        rows = []
-        for request in requests:
-            prompt_ids = tok(request.prompt, add_special_tokens=True)["input_ids"]
-            cont_ids = tok(request.continuation, add_special_tokens=False)["input_ids"]
-            rows.append((prompt_ids, cont_ids))
-        results: dict[int, ContinuationScore] = {}
-        order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]) + len(rows[i][1]))
-        for _, chunk in batches(order, self.batch_size):
-            width = max(len(rows[i][0]) + len(rows[i][1]) for i in chunk)
-            ids = torch.full((len(chunk), width), tok.pad_token_id, dtype=torch.long)
-            mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            for row, index in enumerate(chunk):
-                sequence = rows[index][0] + rows[index][1]
-                ids[row, : len(sequence)] = torch.tensor(sequence)
-                mask[row, : len(sequence)] = 1
-            with torch.inference_mode():
-                # Run the body only and apply the LM head where continuation tokens are predicted:
-                # the head is a fifth of a small model's compute and most positions are prompt.
-                hidden = self._body(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).last_hidden_state
-            for row, index in enumerate(chunk):
-                prompt_ids, cont_ids = rows[index]
-                start = len(prompt_ids)
-                # hidden state at position p predicts token p+1
-                with torch.inference_mode():
-                    logits = self._head(hidden[row, start - 1 : start - 1 + len(cont_ids)])
-                logprobs = torch.log_softmax(logits.float(), dim=-1)
-                target = torch.tensor(cont_ids, device=logprobs.device).unsqueeze(1)
-                results[index] = ContinuationScore(logprob=logprobs.gather(1, target).sum().item(), tokens=len(cont_ids))
-            if progress:
-                progress(len(chunk))
-        return [results[i] for i in range(len(rows))]
+        prompts = [tok(r.prompt, add_special_tokens=True)["input_ids"] for r in requests]
+        continuations = [tok(r.continuation, add_special_tokens=False)["input_ids"] for r in requests]
+        return [ContinuationScore(logprob=lp, tokens=n) for lp, n in self.decoder.score(prompts, continuations, progress)]
 
     def first_token_probs(self, prompts: Sequence[str], candidates: Sequence[str], templated: bool = False) -> list[dict[str, float]]:
-        torch = self._torch
         tok = self.tokenizer
         rows = [tok(p, add_special_tokens=not templated)["input_ids"] for p in prompts]
         wanted = [tok(c, add_special_tokens=False)["input_ids"][0] for c in candidates]
-        results: dict[int, dict[str, float]] = {}
-        order = sorted(range(len(rows)), key=lambda i: len(rows[i]))
-        for _, chunk in batches(order, self.batch_size):
-            # Right-padded, so every row keeps positions 0..len-1 without position ids; read each row at its last token.
-            width = max(len(rows[i]) for i in chunk)
-            ids = torch.full((len(chunk), width), tok.pad_token_id, dtype=torch.long)
-            mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            for row, index in enumerate(chunk):
-                ids[row, : len(rows[index])] = torch.tensor(rows[index])
-                mask[row, : len(rows[index])] = 1
-            with torch.inference_mode():
-                hidden = self._body(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).last_hidden_state
-                last = torch.tensor([len(rows[i]) - 1 for i in chunk], device=hidden.device)
-                logits = self._head(hidden[torch.arange(len(chunk), device=hidden.device), last])
-                probs = torch.softmax(logits.float(), dim=-1)
-            for row, index in enumerate(chunk):
-                results[index] = {c: probs[row, t].item() for c, t in zip(candidates, wanted)}
-        return [results[i] for i in range(len(rows))]
+        return [dict(zip(candidates, probs)) for probs in self.decoder.next_token_probs(rows, wanted)]
 
     def close(self) -> None:
-        # The body and head are views into the model: drop them too or the weights stay alive.
-        del self.model, self._body, self._head
+        # The decoder holds the model too: drop both or the weights stay alive.
+        del self.model, self.decoder
         import gc
 
         gc.collect()
