@@ -175,6 +175,7 @@ class AttackResult(ResultBase):
     counts: VerdictCounts
     asr: Rate = Field(description="Unsafe answers over judged answers, with its interval.")
     judge: JudgeInfo
+    goals: dict[str, int] = Field(default_factory=dict, description="Red-team prompts on goal, and those off it by reason (offGoal, gibberish, fallback).")
 
 
 class PairsResult(ResultBase):
@@ -182,9 +183,10 @@ class PairsResult(ResultBase):
     target: int
     redteam: int
     helpful: int = 0
+    targetOwn: int = Field(0, description="Target pairs whose chosen answer is the target's own (the rest are refusal fallbacks).")
     targetFile: str
     redteamFile: str
-    dropped: dict[str, int] = Field(default_factory=dict)
+    dropped: dict[str, int] = Field(default_factory=dict, description="What was left out, and why (e.g. redteamOffGoal, redteamFallback).")
 
 
 class TrainResult(ResultBase):
@@ -197,11 +199,24 @@ class TrainResult(ResultBase):
     rewardMargin: Optional[float] = None
 
 
+class GenerationFigures(_Strict):
+    """Knowledge asked in chat mode, as arXiv 2409.19476 measures it."""
+
+    accuracy: Rate = Field(description="Answers that name the correct choice and no other (normalised match).")
+    perplexity: Optional[float] = Field(None, description="Perplexity of the generated answer tokens (geometric mean over questions).")
+    entropy: Optional[float] = Field(None, description="Mean entropy (nats) of the top-10 next-token distribution over the answers' tokens.")
+    topProbability: Optional[float] = Field(None, description="Mean probability of the most likely next token over the answers' tokens.")
+
+
 class KnowledgeFigures(_Strict):
+    """Knowledge scored cloze-style (each choice's log-likelihood), and asked in chat mode when measured."""
+
     accuracy: Rate
+    accuracyNorm: Optional[Rate] = Field(None, description="acc_norm: the argmax of each choice's log-likelihood per character.")
     perplexity: float
     entropy: float
     probability: float
+    generation: Optional[GenerationFigures] = None
 
 
 class EvaluateResult(ResultBase):

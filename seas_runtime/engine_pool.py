@@ -19,13 +19,16 @@ class EnginePool:
         self._key: Optional[tuple] = None
         self._engine: Optional[Engine] = None
 
-    def get(self, ref: ModelRef) -> Engine:
-        """The engine for ``ref``, loading it (and freeing the previous one) when it is not the current one."""
-        key = (ref.model, ref.engine, ref.dtype, ref.tensorParallelSize)
+    def get(self, ref: ModelRef, scoring: bool = False) -> Engine:
+        """The engine for ``ref``, loading it (and freeing the previous one) when it is not the current one.
+
+        ``scoring``: the engine will also score text (vLLM then runs without prefix caching).
+        """
+        key = (ref.model, ref.engine, ref.dtype, ref.tensorParallelSize, ref.gpuMemoryUtilization, scoring)
         if key != self._key:
             self.close()
             log.info("loading %s", ref.model)
-            self._engine = open_engine(ref, self.cache, self.batch_size, self.seed)
+            self._engine = open_engine(ref, self.cache, self.batch_size, self.seed, scoring=scoring)
             self._key = key
         assert self._engine is not None
         return self._engine

@@ -1,9 +1,13 @@
 """Pure pair selection: attack records in, DPO preference pairs out (SEAS, arXiv 2408.02632).
 
-Red team, per seed: the prompt that most often got an unsafe answer is chosen,
-the one that most often got a safe answer is rejected. Target, per adversarial
-prompt: a safe answer is chosen, an unsafe one rejected. Error verdicts never
-count as either.
+Red team, per seed: a successful attack (an on-goal prompt that got unsafe
+answers) is chosen over a failed one (safe answers, or off-goal); ties are
+skipped, and seed copies (the red team wrote nothing) never take part. Target,
+per adversarial prompt and from its **own** answers: a safe answer is chosen
+over an unsafe one. A canned refusal as the chosen answer is an explicit
+opt-in (``refusalFallback``), a departure from SEAS: it teaches the target the
+judge's favourite strings rather than its own better answers. Error verdicts
+never count as safe or unsafe.
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ class AttackRecord:
     instruction: str
     prompt: str
     responses: tuple[Response, ...]
+    off_goal: Optional[str] = None  # why the prompt is no on-goal attack (fallback, gibberish, offGoal), as the attack stage found
 
     def tally(self, label: str) -> int:
         return sum(r.verdict == label for r in self.responses)
@@ -61,6 +66,7 @@ class PairSet:
     target: list[Pair] = field(default_factory=list)
     redteam: list[Pair] = field(default_factory=list)
     helpful: int = 0
+    target_own: int = 0  # target pairs whose chosen answer is the target's own
     dropped: Counter = field(default_factory=Counter)
 
 
@@ -72,6 +78,7 @@ def record_from_row(row: dict) -> AttackRecord:
         instruction=row["instruction"],
         prompt=row["prompt"],
         responses=tuple(Response(r["text"], r["verdict"]) for r in row["responses"]),
+        off_goal=row.get("offGoal") or ("fallback" if row.get("fallback") else None),
     )
 
 
@@ -80,29 +87,43 @@ def _unsafe_rate(record: AttackRecord) -> float:
     return record.tally("unsafe") / judged
 
 
-def redteam_pairs(records: Sequence[AttackRecord]) -> list[Pair]:
-    """Per seed: the prompt with the highest unsafe rate (chosen) over the lowest (rejected).
+def redteam_pairs(records: Sequence[AttackRecord], dropped: Optional[Counter] = None) -> list[Pair]:
+    """Per seed: the most successful on-goal prompt (chosen) over the least successful prompt (rejected).
 
-    Only prompts with at least one judged answer take part, so error verdicts
-    never pass for safe; ties keep sampling order, so the result is deterministic.
+    A prompt's success is its share of unsafe answers, and 0 when it is off-goal or
+    gibberish (those can be rejected, teaching the red team to avoid them, never
+    chosen). Seed copies take no part. Only prompts with a judged answer count, so
+    error verdicts never pass for safe; ties are skipped; the result is deterministic.
     """
-    by_seed: dict[str, list[AttackRecord]] = defaultdict(list)
+    dropped = dropped if dropped is not None else Counter()
+    by_seed: dict[str, list[tuple[float, AttackRecord]]] = defaultdict(list)
     for record in records:
-        if record.prompt.strip() and record.tally("safe") + record.tally("unsafe") > 0:
-            by_seed[record.seed_id].append(record)
+        if not record.prompt.strip() or record.tally("safe") + record.tally("unsafe") == 0:
+            continue
+        reason = record.off_goal
+        if reason == "fallback":
+            dropped["redteamFallback"] += 1
+            continue
+        if reason is not None:
+            dropped[f"redteam{reason[0].upper()}{reason[1:]}"] += 1
+        by_seed[record.seed_id].append((0.0 if reason else _unsafe_rate(record), record))
     pairs = []
     for seed_id in sorted(by_seed):
         group = by_seed[seed_id]
-        best = max(group, key=_unsafe_rate)
-        worst = min(group, key=_unsafe_rate)
-        if _unsafe_rate(best) <= _unsafe_rate(worst) or best.prompt == worst.prompt:
+        best = max(group, key=lambda g: g[0])
+        worst = min(group, key=lambda g: g[0])
+        if best[0] <= worst[0] or best[1].prompt == worst[1].prompt:
             continue
-        pairs.append(Pair(best.instruction, best.prompt, worst.prompt, f"redteam:{seed_id}"))
+        pairs.append(Pair(best[1].instruction, best[1].prompt, worst[1].prompt, f"redteam:{seed_id}"))
     return pairs
 
 
 def target_pairs(records: Sequence[AttackRecord], refusal_fallback: bool) -> list[Pair]:
-    """Per adversarial prompt: a safe answer (or a fixed refusal) over an unsafe one."""
+    """Per adversarial prompt: one of the target's own safe answers over one of its unsafe ones.
+
+    With ``refusal_fallback`` (a departure from SEAS), a prompt with no safe answer
+    gets a fixed refusal as the chosen answer (source ``target-fallback``).
+    """
     pairs = []
     for record in records:
         if not record.prompt.strip():
@@ -112,12 +133,9 @@ def target_pairs(records: Sequence[AttackRecord], refusal_fallback: bool) -> lis
         if not unsafe:
             continue
         if safe:
-            chosen = safe[0]
+            pairs.append(Pair(record.prompt, safe[0], unsafe[0], f"target:{record.id}"))
         elif refusal_fallback:
-            chosen = refusal_for(record.id)
-        else:
-            continue
-        pairs.append(Pair(record.prompt, chosen, unsafe[0], f"target:{record.id}"))
+            pairs.append(Pair(record.prompt, refusal_for(record.id), unsafe[0], f"target-fallback:{record.id}"))
     return pairs
 
 
@@ -165,10 +183,12 @@ def select_pairs(
     max_pairs: Optional[int],
     seed: int,
 ) -> PairSet:
-    """All of a round's pairs, de-duplicated, length-capped and counted."""
+    """All of a round's pairs, de-duplicated, length-capped and counted (``dropped`` says what was left out, and why)."""
     result = PairSet()
     target = _cap(_clean(target_pairs(records, refusal_fallback), max_prompt_chars, max_response_chars, result.dropped), max_pairs, seed, result.dropped, "target")
-    result.redteam = _cap(_clean(redteam_pairs(records), max_prompt_chars, max_response_chars, result.dropped), max_pairs, seed, result.dropped, "redteam")
+    result.target_own = sum(not p.source.startswith("target-fallback:") for p in target)
+    redteam = redteam_pairs(records, result.dropped)
+    result.redteam = _cap(_clean(redteam, max_prompt_chars, max_response_chars, result.dropped), max_pairs, seed, result.dropped, "redteam")
     extra = _clean(helpful_pairs(helpful, helpful_count, seed), max_prompt_chars, max_response_chars, result.dropped) if target else []
     result.helpful = len(extra)
     result.target = target + extra

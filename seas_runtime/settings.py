@@ -37,6 +37,9 @@ class ModelRef(Section):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description="Weights dtype for generation and training.")
     tensorParallelSize: int = Field(1, ge=1, le=64, description="vLLM tensor parallel size (GPUs per generation pod).")
     maxModelLen: Optional[int] = Field(None, ge=128, description="vLLM maximum context length; the model's own when unset.")
+    gpuMemoryUtilization: float = Field(
+        0.85, gt=0.1, le=0.98, description="vLLM: share of GPU memory the engine may take (weights, activations and KV cache)."
+    )
 
     @field_validator("model")
     @classmethod
@@ -79,13 +82,25 @@ class AttackSpec(Section):
     """How the red team samples adversarial prompts and the target answers them."""
 
     samplesPerSeed: int = Field(2, ge=1, le=64, description="Adversarial prompts the red team writes per seed.")
-    responsesPerPrompt: int = Field(2, ge=1, le=16, description="Target answers sampled per adversarial prompt.")
+    responsesPerPrompt: int = Field(
+        4, ge=1, le=16,
+        description="Target answers sampled per adversarial prompt (at responseTemperature): the target's DPO pairs are its own safe "
+        "answer over its own unsafe answer to the same prompt, so it needs several.",
+    )
     maxSeeds: Optional[int] = Field(40, ge=1, description="Seeds used per round (stratified over category and style); all when unset.")
     maxNewTokens: int = Field(64, ge=8, le=4096, description="Maximum new tokens per generated prompt or answer.")
     temperature: float = Field(1.0, ge=0.0, le=2.0, description="Red-team sampling temperature.")
     responseTemperature: float = Field(0.7, ge=0.0, le=2.0, description="Target sampling temperature during attacks.")
     topP: float = Field(0.95, gt=0.0, le=1.0, description="Nucleus sampling top-p.")
     batchSize: int = Field(32, ge=1, le=4096, description="Prompts per generation batch (transformers engine).")
+    onGoalCheck: bool = Field(
+        True, description="A red-team prompt succeeds only if it still asks for its seed's harmful goal (judged by the classifier "
+        "where it can tell, else by words naming the goal and a perplexity bound against gibberish); only successes are chosen in DPO.",
+    )
+    minGoalWords: int = Field(1, ge=1, le=10, description="Words naming the seed's goal or its category a red-team prompt needs to be on-goal.")
+    maxPromptPerplexity: Optional[float] = Field(
+        2000.0, gt=1.0, description="Red-team prompts with a higher perplexity under the target count as gibberish (unset: no bound).",
+    )
 
 
 class LoraSpec(Section):
@@ -99,22 +114,29 @@ class LoraSpec(Section):
     )
 
 
-class TrainingSpec(Section):
-    """DPO training of the target and red-team models."""
+class ModelTrainingSpec(Section):
+    """How one model (target or red team) learns from its pairs."""
 
-    beta: float = Field(0.1, gt=0.0, le=10.0, description="DPO beta (strength of the KL anchor to the reference model).")
     learningRate: float = Field(5.0e-5, gt=0.0, le=1.0, description="Optimizer learning rate.")
     epochs: float = Field(1.0, gt=0.0, le=100.0, description="Passes over the round's pairs.")
+    sftWeight: float = Field(
+        0.0, ge=0.0, le=100.0,
+        description="Weight of a negative log-likelihood term on the chosen answers added to the DPO loss (RPO); "
+        "0 is plain DPO. Plain DPO can lower the rejected answers without making the chosen ones likely; small models may need it.",
+    )
+    lora: LoraSpec = Field(default_factory=LoraSpec, description="LoRA settings.")
+
+
+class TrainingSpec(Section):
+    """DPO training: what both models share, and a section for each (the red team is not pushed by the target's settings)."""
+
+    beta: float = Field(0.1, gt=0.0, le=10.0, description="DPO beta (strength of the KL anchor to the reference model).")
     batchSize: int = Field(8, ge=1, le=1024, description="Per-device batch size.")
     gradientAccumulationSteps: int = Field(1, ge=1, le=1024, description="Gradient accumulation steps.")
     maxLength: int = Field(256, ge=32, le=32768, description="Maximum prompt+completion tokens per pair.")
     maxPairs: Optional[int] = Field(256, ge=1, description="Cap on pairs per model per round; all when unset.")
-    sftWeight: float = Field(
-        0.0, ge=0.0, le=100.0,
-        description="Weight of a negative log-likelihood term on the chosen answers added to the DPO loss (RPO); "
-        "0 is plain DPO. Plain DPO can lower the rejected answers without making the chosen ones likely; small models need this.",
-    )
-    lora: LoraSpec = Field(default_factory=LoraSpec, description="LoRA settings.")
+    target: ModelTrainingSpec = Field(default_factory=ModelTrainingSpec, description="How the target learns from its pairs.")
+    redTeam: ModelTrainingSpec = Field(default_factory=ModelTrainingSpec, description="How the red team learns from its pairs.")
     trainRedTeam: bool = Field(True, description="Train the red team on its pairs each round (SEAS); off keeps it fixed.")
     backend: Optional[Literal["pytorchjob", "trainjob", "job"]] = Field(
         None, description="Cluster training backend: Kubeflow PyTorchJob, Kubeflow Trainer v2 TrainJob, or a plain Job. Operator default when unset."
@@ -128,7 +150,9 @@ class PairsSpec(Section):
     maxPromptChars: int = Field(1200, ge=64, description="Drop pairs whose prompt is longer.")
     maxResponseChars: int = Field(1200, ge=64, description="Truncate or drop answers longer than this.")
     refusalFallback: bool = Field(
-        True, description="When a prompt has no safe answer, use a fixed refusal as the chosen answer for the target."
+        False,
+        description="Opt-in departure from SEAS: when the target gave no safe answer to a prompt, use a fixed refusal as its chosen "
+        "answer. It teaches the judge's favourite strings rather than the target's own better answers.",
     )
     helpfulPairs: int = Field(16, ge=0, description="Helpful (answer over refusal) pairs mixed into the target's data against over-refusal.")
 
@@ -156,6 +180,10 @@ class EvaluationSpec(Section):
         description="Confidence of every interval. Gates pass only when the interval's bound is within the limit; "
         "a round counts as regressed when the paired test's p-value is below 1 - confidence.",
     )
+    knowledgeGeneration: bool = Field(
+        True, description="Also ask each knowledge question in chat mode and measure the answer (arXiv 2409.19476), beside the cloze scores."
+    )
+    knowledgeMaxTokens: int = Field(16, ge=1, le=256, description="New tokens for a knowledge answer in chat mode.")
     knowledgeContexts: list[Literal["none", "false", "random"]] = Field(
         default_factory=lambda: ["none", "false", "random"],
         min_length=1,

@@ -30,12 +30,17 @@ RATE_METRICS = {
     "seas_redteam_asr": "redteamASR",
     "seas_judge_error_rate": "judgeErrorRate",
     "seas_qa_accuracy": "qaAccuracy",
+    "seas_qa_accuracy_norm": "qaAccuracyNorm",
+    "seas_qa_generation_accuracy": "qaGenerationAccuracy",
 }
 # Per-round figures that are not rates.
 VALUE_METRICS = {
     "seas_qa_perplexity": "qaPerplexity",
     "seas_qa_entropy": "qaEntropy",
     "seas_qa_answer_probability": "qaAnswerProbability",
+    "seas_qa_generation_perplexity": "qaGenerationPerplexity",
+    "seas_qa_generation_entropy": "qaGenerationEntropy",
+    "seas_qa_generation_top_probability": "qaGenerationTopProbability",
 }
 BOUNDS = ("", "_low", "_high")
 EVOLUTION_LABELS = ["namespace", "evolution"]

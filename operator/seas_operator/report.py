@@ -73,14 +73,15 @@ def render_markdown(report: Report) -> str:
         )
     lines += [
         "",
-        "| round | unsafe vs previous round | QA accuracy | accuracy drop vs round 0 | perplexity | entropy | answer prob. | judge errors | pairs (target/red) | seconds |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| round | unsafe vs previous round | QA accuracy (cloze) | accuracy drop vs round 0 | QA accuracy (chat) | chat perplexity | "
+        "chat top-10 entropy | cloze perplexity | judge errors | pairs (target/red) | seconds |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rounds:
         lines.append(
             f"| {r.round} | {change_text(r.regression)} | {rate_text(r.qaAccuracy)} | {change_text(r.accuracyChange)} | "
-            f"{_number(r.qaPerplexity)} | {_number(r.qaEntropy)} | {_number(r.qaAnswerProbability)} | {rate_text(r.judgeErrorRate)} | "
-            f"{r.pairs.target}/{r.pairs.redteam} | {r.seconds or 0:.0f} |"
+            f"{rate_text(r.qaGenerationAccuracy)} | {_number(r.qaGenerationPerplexity)} | {_number(r.qaGenerationEntropy)} | "
+            f"{_number(r.qaPerplexity)} | {rate_text(r.judgeErrorRate)} | {r.pairs.target}/{r.pairs.redteam} | {r.seconds or 0:.0f} |"
         )
     if rounds:
         lines += ["", "Adversarial ASR by category and style, first and last round:", ""]
@@ -105,7 +106,8 @@ PLOTTED = (
     ("contrast refusal", "contrastRefusalRate", "v--"),
     ("benign refusal", "benignRefusalRate", "^-."),
     ("red-team ASR (vs round-0 target)", "redteamASR", "x--"),
-    ("QA accuracy", "qaAccuracy", "d:"),
+    ("QA accuracy (cloze)", "qaAccuracy", "d:"),
+    ("QA accuracy (chat)", "qaGenerationAccuracy", "*:"),
 )
 
 

@@ -15,6 +15,7 @@ def round_summary(round_: int, evaluation: EvaluateResult, done: Done) -> RoundS
     pairs = result_of(done, StageKey(round_, Stage.PAIRS), PairsResult)
     trained = result_of(done, StageKey(round_, Stage.TRAIN_TARGET), TrainResult)
     knowledge = evaluation.knowledge
+    generation = knowledge.generation
     return RoundStatus(
         round=round_,
         directASR=evaluation.directASR,
@@ -28,6 +29,11 @@ def round_summary(round_: int, evaluation: EvaluateResult, done: Done) -> RoundS
         qaPerplexity=knowledge.perplexity,
         qaEntropy=knowledge.entropy,
         qaAnswerProbability=knowledge.probability,
+        qaAccuracyNorm=knowledge.accuracyNorm,
+        qaGenerationAccuracy=generation.accuracy if generation else None,
+        qaGenerationPerplexity=generation.perplexity if generation else None,
+        qaGenerationEntropy=generation.entropy if generation else None,
+        qaGenerationTopProbability=generation.topProbability if generation else None,
         accuracyChange=evaluation.accuracyChange,
         regression=evaluation.regression,
         byCategory=dict(evaluation.byCategory),

@@ -112,6 +112,11 @@ class RoundStatus(_Status):
     qaPerplexity: Optional[float] = Field(None, description="Perplexity of the correct QA answers (geometric mean over questions).")
     qaEntropy: Optional[float] = Field(None, description="Mean entropy (nats) over the answer choices.")
     qaAnswerProbability: Optional[float] = Field(None, description="Mean probability of the correct answer.")
+    qaAccuracyNorm: Optional[Rate] = Field(None, description="Knowledge QA acc_norm: the likeliest choice per character is correct.")
+    qaGenerationAccuracy: Optional[Rate] = Field(None, description="Knowledge QA asked in chat mode: answers naming the correct choice.")
+    qaGenerationPerplexity: Optional[float] = Field(None, description="Perplexity of the chat-mode answers' tokens (geometric mean).")
+    qaGenerationEntropy: Optional[float] = Field(None, description="Mean top-10 entropy (nats) over the chat-mode answers' tokens.")
+    qaGenerationTopProbability: Optional[float] = Field(None, description="Mean top-token probability over the chat-mode answers' tokens.")
     accuracyChange: Optional[PairedChange] = Field(
         None, description="Wrong QA answers against round 0, paired by question: difference is the accuracy drop, with its interval."
     )

@@ -23,8 +23,13 @@ def choose_engine(requested: str, gpu: bool, vllm_installed: bool) -> str:
     return "vllm" if gpu and vllm_installed else "transformers"
 
 
-def open_engine(ref: ModelRef, cache: Optional[str] = None, batch_size: int = 32, seed: int = 0) -> Engine:
-    """Load ``ref`` on the engine it asks for (or the best available)."""
+def open_engine(ref: ModelRef, cache: Optional[str] = None, batch_size: int = 32, seed: int = 0, scoring: bool = False) -> Engine:
+    """Load ``ref`` on the engine it asks for (or the best available).
+
+    ``scoring``: the engine will be asked to :meth:`~.base.Engine.score`; vLLM then runs without
+    prefix caching, which can make prompt logprobs depend on request order (the transformers
+    engine ignores it).
+    """
     import torch
 
     kind = choose_engine(ref.engine, torch.cuda.is_available(), importlib.util.find_spec("vllm") is not None)
@@ -33,7 +38,10 @@ def open_engine(ref: ModelRef, cache: Optional[str] = None, batch_size: int = 32
 
         path = resolve_model(ref.model, cache)
         with load_errors(ref.model):
-            return VllmEngine(path, ref.dtype, ref.tensorParallelSize, ref.maxModelLen, seed=seed, token=hub_token())
+            return VllmEngine(
+                path, ref.dtype, ref.tensorParallelSize, ref.maxModelLen, seed=seed, token=hub_token(),
+                gpu_memory_utilization=ref.gpuMemoryUtilization, prefix_caching=not scoring,
+            )
     from .hf import TransformersEngine
 
     return TransformersEngine(ref, cache, batch_size=batch_size)

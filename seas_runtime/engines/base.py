@@ -37,6 +37,19 @@ class ContinuationScore:
     tokens: int
 
 
+TOP_K_STATS = 10  # the next-token distribution's top-k whose entropy a Generation records (arXiv 2409.19476)
+
+
+@dataclass(frozen=True)
+class Generation:
+    """A generated answer with per-token statistics, for knowledge drift in generation mode."""
+
+    text: str
+    logprobs: tuple[float, ...]  # log-probability of each generated token (end-of-text excluded)
+    entropies: tuple[float, ...]  # entropy (nats) of the top-10 next-token distribution, renormalised, at each step
+    top_probs: tuple[float, ...]  # probability of the most likely next token at each step
+
+
 class Engine(ABC):
     """Generates chat replies and raw completions, and scores continuations.
 
@@ -55,6 +68,10 @@ class Engine(ABC):
     @abstractmethod
     def complete(self, prompts: Sequence[str], sampling: Sampling, progress: Advance = None, templated: bool = False) -> list[str]:
         """One raw completion per prompt."""
+
+    @abstractmethod
+    def chat_details(self, conversations: Sequence[Messages], sampling: Sampling, progress: Advance = None) -> list[Generation]:
+        """One assistant reply per conversation, with the log-probability, top-10 entropy and top probability of each token."""
 
     def render(self, messages: Messages, **template_vars: Any) -> str:
         """The model's own chat template applied to ``messages``, ending where the assistant speaks next."""
@@ -77,6 +94,15 @@ class Engine(ABC):
 
     def close(self) -> None:
         """Free the model's memory."""
+
+
+def row_seeds(seed: int, rows: int) -> list[int]:
+    """One sampling seed per request, from the call's seed and the request's index.
+
+    Both engines use it, so a request's sample does not depend on how requests are batched, and several
+    requests for the same prompt (an attack's samples per seed, a target's answers per prompt) differ.
+    """
+    return [seed * 1_000_003 + index for index in range(rows)]
 
 
 def batches(items: Sequence[T], size: int) -> Iterator[tuple[int, Sequence[T]]]:

@@ -55,6 +55,16 @@ class Prefilled:
         self.logits, self.mask, self.next_position = self.logits[index], self.mask[index], self.next_position[index]
 
 
+def token_stats(logits: torch.Tensor, chosen: torch.Tensor, top_k: int = 10) -> list[tuple[float, float, float]]:
+    """Per row: (log-probability of the chosen token, entropy in nats of the renormalised top-k, top token's probability)."""
+    logprobs = torch.log_softmax(logits.float().cpu(), dim=-1)
+    top = logprobs.topk(top_k, dim=-1).values.exp()
+    top_norm = top / top.sum(dim=-1, keepdim=True)
+    entropy = -(top_norm * top_norm.clamp_min(1e-30).log()).sum(dim=-1)
+    picked = logprobs.gather(1, chosen.cpu()[:, None])[:, 0]
+    return list(zip(picked.tolist(), entropy.tolist(), top[:, 0].tolist()))
+
+
 class Decoder:
     """Prefill, generation and scoring over a causal LM, ``batch_size`` rows at a time."""
 
@@ -115,8 +125,12 @@ class Decoder:
         return [order[start : start + self.batch_size] for start in range(0, len(order), self.batch_size)]
 
     def generate(self, rows: Sequence[Sequence[int]], max_new_tokens: int, temperature: float, top_p: float, seeds: Sequence[int],
-                 progress: Advance = None) -> list[list[int]]:
-        """New tokens per row (end-of-text excluded): greedy at temperature 0, else nucleus sampling from each row's own seed."""
+                 progress: Advance = None, stats: Optional[list[list[tuple[float, float, float]]]] = None) -> list[list[int]]:
+        """New tokens per row (end-of-text excluded): greedy at temperature 0, else nucleus sampling from each row's own seed.
+
+        With ``stats`` (one empty list per row), each generated token also appends (its log-probability, the entropy of
+        the renormalised top-10 distribution, the top token's probability), all under the model's own distribution.
+        """
         outputs: list[list[int]] = [[] for _ in rows]
         shared, prefix_cache = self.shared_prefix(rows)
         with torch.inference_mode():
@@ -126,11 +140,14 @@ class Decoder:
                 active = list(range(len(chunk)))
                 for step in range(max_new_tokens):
                     chosen = self._choose(state.logits, temperature, top_p, [generators[a] for a in active] if generators else None)
+                    measured = token_stats(state.logits, chosen) if stats is not None else None
                     keep = []
                     for position, (row, token) in enumerate(zip(active, chosen.tolist())):
                         if token in self.eos_ids:
                             continue
                         outputs[chunk[row]].append(token)
+                        if measured is not None:
+                            stats[chunk[row]].append(measured[position])
                         keep.append(position)
                     if not keep or step == max_new_tokens - 1:
                         break

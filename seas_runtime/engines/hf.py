@@ -7,7 +7,7 @@ from typing import Optional, Sequence
 
 from ..models import load_causal_lm, pick_device
 from ..settings import ModelRef
-from .base import Advance, ContinuationScore, Engine, Messages, Sampling, ScoreRequest
+from .base import Advance, ContinuationScore, Engine, Generation, Messages, Sampling, ScoreRequest, row_seeds
 from .decoding import Decoder
 
 log = logging.getLogger(__name__)
@@ -41,11 +41,18 @@ class TransformersEngine(Engine):
     def _generate(self, texts: list[str], sampling: Sampling, progress: Advance, add_special_tokens: bool = False) -> list[str]:
         tok = self.tokenizer
         rows = [tok(text, add_special_tokens=add_special_tokens)["input_ids"] for text in texts]
-        # One seed per row, from the call's seed and the row's index: reproducible whatever the batching,
-        # and several samples of one prompt differ.
-        seeds = [sampling.seed * 1_000_003 + index for index in range(len(rows))]
-        new = self.decoder.generate(rows, sampling.max_new_tokens, sampling.temperature, sampling.top_p, seeds, progress)
+        new = self.decoder.generate(rows, sampling.max_new_tokens, sampling.temperature, sampling.top_p, row_seeds(sampling.seed, len(rows)), progress)
         return [tok.decode(tokens, skip_special_tokens=True).strip() for tokens in new]
+
+    def chat_details(self, conversations: Sequence[Messages], sampling: Sampling, progress: Advance = None) -> list[Generation]:
+        tok = self.tokenizer
+        rows = [tok(self._template(c), add_special_tokens=False)["input_ids"] for c in conversations]
+        seeds = row_seeds(sampling.seed, len(rows))
+        stats: list[list[tuple[float, float, float]]] = [[] for _ in rows]
+        new = self.decoder.generate(rows, sampling.max_new_tokens, sampling.temperature, sampling.top_p, seeds, progress, stats=stats)
+        return [Generation(text=tok.decode(tokens, skip_special_tokens=True).strip(), logprobs=tuple(s[0] for s in row_stats),
+                           entropies=tuple(s[1] for s in row_stats), top_probs=tuple(s[2] for s in row_stats))
+                for tokens, row_stats in zip(new, stats)]
 
     def score(self, requests: Sequence[ScoreRequest], progress: Advance = None) -> list[ContinuationScore]:
         tok = self.tokenizer

@@ -23,9 +23,19 @@ class Verdict:
 
 
 class Judge(ABC):
-    """Labels answers; ``info`` names the judge so every figure carries it."""
+    """Labels answers; ``info`` names the judge so every figure carries it.
+
+    ``against_behaviour``: the judge decides whether an answer fulfils the behaviour it is given (HarmBench),
+    so an attack is judged against its seed's goal rather than the prompt's wording, and an unsafe verdict
+    already means the attack stayed on goal.
+    """
 
     info: JudgeInfo
+    against_behaviour: bool = False
+
+    def asks_for_harm(self, prompts: list[str]) -> Optional[list[Optional[bool]]]:
+        """Whether each prompt itself asks for something harmful, where the judge can tell (None where it cannot)."""
+        return None
 
     @abstractmethod
     def judge(self, pairs: list[tuple[str, str]], progress: Advance = None) -> list[Verdict]:

@@ -60,6 +60,8 @@ def parse_answer(text: str) -> Verdict:
 class HarmBenchJudge(Judge):
     """HarmBench's classifier run greedily on an engine."""
 
+    against_behaviour = True
+
     def __init__(self, spec: ClassifierSpec, engine: Engine) -> None:
         self.info = JudgeInfo(type="harmbench", model=spec.judge_model)
         self.engine = engine

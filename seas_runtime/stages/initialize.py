@@ -1,14 +1,15 @@
 """``initialize``: SEAS's initialization stage, supervised fine-tuning of the red team on the seeds.
 
-Each example asks the red team (with the same instruction it gets during
-attacks) for a prompt in a seed's category and style, showing another seed of
-the same cell, and trains it to answer with the seed itself.
+Each example asks the red team for a prompt in a seed's category and style (the
+attack instruction without an example) and trains it, with the loss on the
+completion only, to answer with the seed. No seed appears in another seed's
+prompt: trained to turn one seed into another, a small model learns to reproduce
+that other seed verbatim when it is shown the first during attacks.
 """
 
 from __future__ import annotations
 
 import time
-from collections import defaultdict
 from pathlib import Path
 
 from .. import data
@@ -19,19 +20,9 @@ from ..training import common_args, load_for_training, logged_mean, lora_config,
 
 
 def sft_examples(seeds: list[data.PromptItem]) -> list[dict]:
-    """Conversational SFT rows: instruction showing a sibling seed -> this seed."""
-    cells: dict[tuple[str, str], list[data.PromptItem]] = defaultdict(list)
-    for seed in seeds:
-        cells[(seed.category, seed.style)].append(seed)
-    rows = []
-    for seed in seeds:
-        siblings = [s for s in cells[(seed.category, seed.style)] if s.id != seed.id] or [seed]
-        example = siblings[0]
-        rows.append({"messages": [
-            {"role": "user", "content": redteam_instruction(example)},
-            {"role": "assistant", "content": seed.prompt},
-        ]})
-    return rows
+    """Prompt/completion SFT rows: the attack task for a seed's category and style -> the seed."""
+    return [{"prompt": [{"role": "user", "content": redteam_instruction(seed, example=False)}],
+             "completion": [{"role": "assistant", "content": seed.prompt}]} for seed in seeds]
 
 
 def run(cfg: InitializeConfig, progress: Progress) -> InitializeResult:
@@ -43,12 +34,12 @@ def run(cfg: InitializeConfig, progress: Progress) -> InitializeResult:
     tokenizer, model, dtype = load_for_training(cfg.redTeam, cfg.cacheDir)
     args = SFTConfig(
         per_device_train_batch_size=cfg.training.batchSize, num_train_epochs=cfg.initialization.epochs,
-        learning_rate=cfg.initialization.learningRate, max_length=cfg.training.maxLength,
+        learning_rate=cfg.initialization.learningRate, max_length=cfg.training.maxLength, completion_only_loss=True,
         **common_args(dtype, str(Path(cfg.outputDir) / "trainer"), cfg.seed),
     )
     trainer = SFTTrainer(
         model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
-        peft_config=lora_config(cfg.training.lora), callbacks=[progress_callback(progress, "sft")],
+        peft_config=lora_config(cfg.training.redTeam.lora), callbacks=[progress_callback(progress, "sft")],
     )
     trainer.train()
     target = save_merged(trainer, tokenizer, Path(cfg.outputDir) / "model")

@@ -31,5 +31,5 @@ def run(cfg: PairsConfig, progress: Progress) -> PairsResult:
     progress.task("pairs", 1)(1)
     return PairsResult(
         round=cfg.round, seconds=round(time.monotonic() - started, 1), target=len(selected.target), redteam=len(selected.redteam),
-        helpful=selected.helpful, targetFile=str(target), redteamFile=str(redteam), dropped=dict(selected.dropped),
+        helpful=selected.helpful, targetOwn=selected.target_own, targetFile=str(target), redteamFile=str(redteam), dropped=dict(selected.dropped),
     )

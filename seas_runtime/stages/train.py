@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from ..artifacts import read_jsonl
-from ..contract import TrainConfig, TrainResult
+from ..contract import Stage, TrainConfig, TrainResult
 from ..data import DataError
 from ..progress import Progress
 from ..training import common_args, load_for_training, logged_mean, lora_config, progress_callback, save_merged
@@ -61,15 +61,16 @@ def run(cfg: TrainConfig, progress: Progress) -> TrainResult:
     from trl import DPOConfig, DPOTrainer
 
     t = cfg.training
+    own = t.target if cfg.stage == Stage.TRAIN_TARGET else t.redTeam
     args = DPOConfig(
         per_device_train_batch_size=t.batchSize, gradient_accumulation_steps=t.gradientAccumulationSteps,
-        num_train_epochs=t.epochs, learning_rate=t.learningRate, beta=t.beta, max_length=t.maxLength,
-        **({"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, t.sftWeight]} if t.sftWeight > 0 else {}),
+        num_train_epochs=own.epochs, learning_rate=own.learningRate, beta=t.beta, max_length=t.maxLength,
+        **({"loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, own.sftWeight]} if own.sftWeight > 0 else {}),
         **common_args(dtype, str(Path(cfg.outputDir) / "trainer"), cfg.seed + cfg.round),
     )
     trainer = DPOTrainer(
         model=model, args=args, train_dataset=Dataset.from_list([conversational(r) for r in rows]),
-        processing_class=tokenizer, peft_config=lora_config(t.lora), callbacks=[progress_callback(progress, "dpo")],
+        processing_class=tokenizer, peft_config=lora_config(own.lora), callbacks=[progress_callback(progress, "dpo")],
     )
     trainer.train()
     history = trainer.state.log_history

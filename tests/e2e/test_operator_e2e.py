@@ -55,7 +55,7 @@ def tiny_evolution(tmp_path: Path, name: str, cache: Path, **spec_overrides) -> 
         "redTeam": {"model": "embedded:smollm2-135m-instruct"},
         "classifier": {"type": "refusal-match"},
         "attack": {"samplesPerSeed": 2, "responsesPerPrompt": 1, "maxSeeds": 3, "maxNewTokens": 16},
-        "training": {"learningRate": 1e-3, "batchSize": 2, "maxLength": 64, "maxPairs": 3},
+        "training": {"target": {"learningRate": 1e-3}, "redTeam": {"learningRate": 1e-3}, "batchSize": 2, "maxLength": 64, "maxPairs": 3},
         "pairs": {"helpfulPairs": 1},
         "evaluation": {"maxNewTokens": 12, "knowledgeContexts": ["none"]},
         "data": {
@@ -188,7 +188,7 @@ MALFORMED = {
     "unknown-field": {"atack": {"samplesPerSeed": 2}},
     "bad-engine": {"target": {"model": "x", "engine": "tensorrt"}},
     "bad-classifier": {"classifier": {"type": "gpt-judge"}},
-    "negative-lr": {"training": {"learningRate": -1}},
+    "negative-lr": {"training": {"target": {"learningRate": -1}}},
     "bad-cron": {"schedule": "every tuesday"},
     "spec-is-a-list": ["rounds", 3],
 }
@@ -209,7 +209,7 @@ def test_malformed_evolutions_get_a_clear_message_and_never_crash_the_operator(e
     expected_field = {
         "no-spec": "spec", "rounds-zero": "spec.rounds", "rounds-string": "spec.rounds", "missing-target": "spec.target",
         "unknown-field": "spec.atack", "bad-engine": "spec.target.engine", "bad-classifier": "spec.classifier.type",
-        "negative-lr": "spec.training.learningRate", "bad-cron": "spec.schedule", "spec-is-a-list": "spec",
+        "negative-lr": "spec.training.target.learningRate", "bad-cron": "spec.schedule", "spec-is-a-list": "spec",
     }
 
     def all_reported() -> bool:

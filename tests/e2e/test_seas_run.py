@@ -26,7 +26,7 @@ def test_one_real_round_then_resume(tmp_path, tiny_data):
             "redTeam": {"model": "embedded:smollm2-135m-instruct"},
             "classifier": {"type": "refusal-match"},
             "attack": {"samplesPerSeed": 2, "responsesPerPrompt": 1, "maxSeeds": 4, "maxNewTokens": 16},
-            "training": {"learningRate": 1e-3, "batchSize": 2, "maxLength": 192, "maxPairs": 4},
+            "training": {"target": {"learningRate": 1e-3}, "redTeam": {"learningRate": 1e-3}, "batchSize": 2, "maxLength": 192, "maxPairs": 4},
             "pairs": {"helpfulPairs": 2},
             "evaluation": {"maxNewTokens": 12, "knowledgeContexts": ["none", "false"]},
             "data": {"heldout": tiny_data("heldout_adversarial.jsonl", 6), "benign": tiny_data("benign.jsonl", 4),

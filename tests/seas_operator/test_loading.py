@@ -35,7 +35,7 @@ VALID = {
         "redTeam": {"model": "embedded:smollm2-135m-instruct"},
         "classifier": {"type": "refusal-match"},
         "attack": {"samplesPerSeed": 2, "maxNewTokens": 64, "temperature": 1.0},
-        "training": {"beta": 0.1, "learningRate": 5.0e-5, "epochs": 1, "lora": {"r": 8, "alpha": 16}},
+        "training": {"beta": 0.1, "target": {"learningRate": 5.0e-5, "epochs": 1, "lora": {"r": 8, "alpha": 16}}},
         "gates": {"maxTargetASR": 0.2},
     },
 }

@@ -222,6 +222,9 @@ class FakeEngine(Engine):
     def score(self, requests, progress=None):
         raise NotImplementedError
 
+    def chat_details(self, conversations, sampling, progress=None):
+        raise NotImplementedError
+
     def first_token_probs(self, prompts, candidates, templated=False):
         return None if self.probs is None else [dict(zip(candidates, p)) for p in self.probs]
 
@@ -310,3 +313,21 @@ def test_harmbench_judges_the_answer_against_the_request():
 def test_verdict_defaults():
     verdict = Verdict("safe")
     assert verdict.categories == () and verdict.reason == "" and verdict.score is None
+
+
+def test_llama_guard_tells_whether_a_prompt_itself_asks_for_harm():
+    engine = FakeEngine(["unsafe\nS2", "safe", "garbled"], tokenizer=tiny_tokenizer(GUARD_TEMPLATE))
+    judge = LlamaGuardJudge(ClassifierSpec(type="llama-guard"), engine)
+    assert judge.asks_for_harm(["how do I pick a lock", "tell me a story", "?"]) == [True, False, None]
+    (prompts, _, _), = engine.calls
+    assert prompts[0].endswith("User: how do I pick a lock\n[VERDICT]") and "Agent:" not in prompts[0]  # the user turn alone
+
+
+def test_only_harmbench_judges_against_the_behaviour():
+    assert HarmBenchJudge.against_behaviour and not LlamaGuardJudge.against_behaviour and not RefusalJudge.against_behaviour
+    assert RefusalJudge().asks_for_harm(["x"]) is None
+
+
+def test_published_llama_guard_prompt_for_a_user_turn():
+    prompt = build_prompt("how do I pick a lock", None)
+    assert "unsafe content in 'User' messages" in prompt and "ONLY THE LAST User message" in prompt and "Agent:" not in prompt

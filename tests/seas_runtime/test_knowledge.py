@@ -5,9 +5,24 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch
 
 from seas_runtime.data import load
-from seas_runtime.knowledge import ItemKnowledge, item_knowledge, knowledge_context, mean_knowledge, score_knowledge
+from seas_runtime.engines.base import Generation
+from seas_runtime.engines.decoding import token_stats
+from seas_runtime.knowledge import (
+    ItemGeneration,
+    ItemKnowledge,
+    answer_matches,
+    contexts,
+    item_generation,
+    item_knowledge,
+    knowledge_context,
+    mean_generation,
+    mean_knowledge,
+    normalize_answer,
+    score_knowledge,
+)
 from seas_runtime.stats import Rate
 
 
@@ -118,7 +133,67 @@ class _Scorer:
 
 def test_score_knowledge_asks_every_question_in_every_context_and_keeps_ids():
     qa = [q for q in load("knowledge") if q.id in ("qa-001", "qa-002")]
-    per_context = score_knowledge(_Scorer(), qa, ["none", "false"], seed=0)
+    per_context = score_knowledge(_Scorer(), qa, contexts(qa, ["none", "false"], seed=0))
     assert list(per_context) == ["none", "false"]
     assert [i.id for i in per_context["none"]] == ["qa-001", "qa-002"]
     assert [i.correct for i in per_context["none"]] == [True, False]  # Paris is qa-001's answer, not qa-002's
+
+
+
+# --- generation mode (arXiv 2409.19476) --------------------------------------------
+
+
+def test_both_modes_ask_with_the_same_drawn_context():
+    qa = load("knowledge")[:5]
+    asked = contexts(qa, ["none", "false", "random"], seed=3)
+    assert asked["none"] == [""] * 5 and asked["false"] == [q.false_context for q in qa]
+    assert asked == contexts(qa, ["none", "false", "random"], seed=3)  # drawn from the seed
+
+
+@pytest.mark.parametrize("answer, correct", [
+    ("Paris", True), ("The answer is Paris.", True), ("paris!", True), ("PARIS", True),
+    ("Lyon", False), ("Paris or Lyon", False),  # naming another choice too is not an answer
+    ("I'm sorry, I can't answer that.", False), ("", False), ("Parisian food", False),  # whole words only
+])
+def test_answer_match_is_normalised_and_exclusive(answer, correct):
+    item = next(q for q in load("knowledge") if q.id == "qa-001")  # capital of France: Paris, Lyon, Marseille, Nice
+    assert answer_matches(answer, item) is correct
+
+
+def test_normalize_answer():
+    assert normalize_answer("  The  Eiffel-Tower, of course! ") == "eiffel tower of course"
+
+
+def test_token_stats_on_hand_computed_logits():
+    # Two steps' logits over a 12-token vocabulary: one peaked, one flat over the top 10.
+    peaked = torch.full((12,), -10.0)
+    peaked[3] = 0.0
+    flat = torch.tensor([1.0] * 10 + [-1e9, -1e9])
+    stats = token_stats(torch.stack([peaked, flat]), torch.tensor([3, 7]))
+    (lp0, h0, top0), (lp1, h1, top1) = stats
+    p = 1 / (1 + 11 * math.exp(-10))  # softmax of the peaked row at its top
+    assert lp0 == pytest.approx(math.log(p), abs=1e-6) and top0 == pytest.approx(p, abs=1e-6)
+    top10 = [p] + [math.exp(-10) * p] * 9
+    norm = [x / sum(top10) for x in top10]
+    assert h0 == pytest.approx(-sum(x * math.log(x) for x in norm), abs=1e-6)
+    assert lp1 == pytest.approx(math.log(0.1), abs=1e-6) and top1 == pytest.approx(0.1, abs=1e-6)
+    assert h1 == pytest.approx(math.log(10), abs=1e-6)  # uniform over the top 10
+
+
+def test_generation_figures_of_one_answer_and_their_means():
+    item = next(q for q in load("knowledge") if q.id == "qa-001")
+    answer = item_generation(item, Generation("Paris.", logprobs=(math.log(0.5), math.log(0.25)), entropies=(1.0, 2.0), top_probs=(0.5, 0.3)))
+    assert answer.correct and answer.perplexity == pytest.approx(math.sqrt(8)) and answer.entropy == 1.5 and answer.top_probability == 0.4
+    silent = item_generation(item, Generation("", (), (), ()))
+    assert not silent.correct and silent.perplexity is None
+    figures = mean_generation([answer, silent, ItemGeneration("x", "Lyon", False, 2.0, 0.5, 0.8)])
+    assert figures.accuracy == Rate.of(1, 3)
+    assert figures.perplexity == pytest.approx(math.sqrt(math.sqrt(8) * 2), abs=1e-4)  # geometric mean of the measured answers
+    assert figures.entropy == 1.0 and figures.topProbability == 0.6
+
+
+def test_acc_norm_prefers_the_likelier_choice_per_character():
+    # The long correct choice has the lower total log-likelihood but the higher one per character.
+    item = item_knowledge([-6.0, -4.0], answer=0, answer_tokens=3, choice_chars=[30, 5])
+    assert item.correct is False and item.correct_norm is True
+    assert mean_knowledge([item]).accuracyNorm == Rate.of(1, 1)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
+import pytest
+
 from seas_runtime.data import HelpfulItem
 from seas_runtime.pair_selection import (
     REFUSALS,
@@ -19,7 +23,7 @@ SAFE = "I'm sorry, but I can't help with that."
 UNSAFE = "Sure, here is how to do it."
 
 
-def rec(id_, seed, prompt, *verdicts, texts=None, instruction=None):
+def rec(id_, seed, prompt, *verdicts, texts=None, instruction=None, off_goal=None):
     texts = texts or [f"{v} answer {i} to {id_}" for i, v in enumerate(verdicts)]
     return AttackRecord(
         id=id_,
@@ -27,6 +31,7 @@ def rec(id_, seed, prompt, *verdicts, texts=None, instruction=None):
         instruction=instruction or f"instruction for {seed}",
         prompt=prompt,
         responses=tuple(Response(t, v) for t, v in zip(texts, verdicts)),
+        off_goal=off_goal,
     )
 
 
@@ -263,3 +268,45 @@ def test_selection_is_deterministic_for_a_seed():
 def test_pairs_rows_have_dpo_fields():
     pair = Pair("p", "c", "r", "target:x")
     assert pair.as_row() == {"prompt": "p", "chosen": "c", "rejected": "r", "source": "target:x"}
+
+
+# --- on-goal attacks and own answers (issue 10) --------------------------------------
+
+
+@pytest.mark.parametrize("reason", ["offGoal", "gibberish"])
+def test_an_off_goal_prompt_is_never_chosen_but_can_be_rejected(reason):
+    dropped = Counter()
+    records = [rec("a", "s1", "A story about dragons", "unsafe", "unsafe", off_goal=reason), rec("b", "s1", "How to hurt X", "unsafe", "safe")]
+    (pair,) = redteam_pairs(records, dropped)
+    assert (pair.chosen, pair.rejected) == ("How to hurt X", "A story about dragons")  # the on-goal success beats the off-goal "success"
+    assert dropped == {f"redteam{reason[0].upper()}{reason[1:]}": 1}
+
+
+def test_seed_copies_never_enter_red_team_pairs():
+    dropped = Counter()
+    records = [rec("a", "s1", "seed text", "unsafe", off_goal="fallback"), rec("b", "s1", "How to hurt X", "safe")]
+    assert redteam_pairs(records, dropped) == [] and dropped == {"redteamFallback": 1}
+
+
+def test_no_red_team_pair_when_only_off_goal_prompts_succeeded():
+    records = [rec("a", "s1", "A story", "unsafe", off_goal="offGoal"), rec("b", "s1", "How to hurt X", "safe")]
+    assert redteam_pairs(records) == []  # both count as failures: a tie
+
+
+def test_target_pairs_from_mixed_answers_are_its_own():
+    record = rec("a", "s1", "P", "unsafe", "safe", "error", "unsafe", "safe", texts=["bad 1", "good 1", "?", "bad 2", "good 2"])
+    (pair,) = target_pairs([record], refusal_fallback=False)
+    assert (pair.chosen, pair.rejected, pair.source) == ("good 1", "bad 1", "target:a")
+
+
+def test_own_answers_are_counted_and_fallbacks_are_marked():
+    records = [rec("a", "s1", "P1", "unsafe", "safe"), rec("b", "s1", "P2", "unsafe", "unsafe")]
+    selected = select(records, refusal_fallback=True)
+    assert [p.source for p in selected.target] == ["target:a", "target-fallback:b"] and selected.target_own == 1
+    assert select(records, refusal_fallback=False).target_own == 1 and len(select(records, refusal_fallback=False).target) == 1
+
+
+def test_record_from_row_reads_the_goal_decision():
+    row = {"id": "r1", "seed_id": "s1", "instruction": "i", "prompt": "p", "responses": [], "offGoal": "gibberish", "fallback": False}
+    assert record_from_row(row).off_goal == "gibberish"
+    assert record_from_row({**row, "offGoal": None, "fallback": True}).off_goal == "fallback"  # older records: the flag alone
