@@ -14,8 +14,10 @@ the practically reachable ceiling.
 
 Generated tokens are counted by re-tokenizing the decoded replies (the engine
 returns text; special tokens are dropped and whitespace stripped, so the count
-can be off by a token or so per reply). About 2-3 minutes on two cores with
-the defaults.
+can be off by a token or so per reply). About 2.5 minutes on two idle cores
+with the defaults; another process busy on the same cores slows the decode's
+many small parallel ops most (one run here took 6 minutes so): the load
+average before and after is printed.
 """
 
 from __future__ import annotations
@@ -123,8 +125,8 @@ def model_flops(model: Any) -> tuple[int, int, int]:
     return non_embedding, head.numel(), embed.numel()
 
 
-def executed_tokens(rows: list[list[int]], batch_size: int, shared: int, generated: list[int], max_new: int) -> tuple[int, int, int]:
-    """(prefill positions run, logits positions, decode positions run) the engine actually computes, estimated.
+def executed_tokens(rows: list[list[int]], batch_size: int, shared: int, generated: list[int], max_new: int) -> tuple[int, int, int, int]:
+    """(prefill positions run, logits positions, decode positions run, decode forward passes) the engine computes, estimated.
 
     Mirrors ``Decoder.generate``: the prefix common to all rows runs once; each batch
     (rows sorted by length, ``batch_size`` at a time) runs its distinct rows' remaining
@@ -132,13 +134,14 @@ def executed_tokens(rows: list[list[int]], batch_size: int, shared: int, generat
     position only; every generated token but a row's last is fed back through the model.
     """
     order = sorted(range(len(rows)), key=lambda i: (len(rows[i]), tuple(rows[i])))
-    prefill = shared
+    prefill = passes = 0
     for start in range(0, len(order), batch_size):
-        chunk = [tuple(rows[i]) for i in order[start : start + batch_size]]
-        distinct = set(chunk)
+        indices = order[start : start + batch_size]
+        distinct = {tuple(rows[i]) for i in indices}
         prefill += len(distinct) * max(len(r) - shared for r in distinct)
+        passes += max(min(generated[i], max_new - 1) for i in indices)
     decode = sum(min(n, max_new - 1) for n in generated)
-    return prefill, len(rows), decode
+    return shared + prefill, len(rows), decode, passes
 
 
 # ---------------------------------------------------------------- the runs
@@ -200,6 +203,7 @@ def main() -> None:
     sampled = Sampling(temperature=1.0, top_p=0.95, max_new_tokens=max_new, seed=0)
     prefill_only = Sampling(temperature=0.0, max_new_tokens=1, seed=0)
 
+    load_before = os.getloadavg()
     engine.chat(conversations[:2], Sampling(temperature=0.0, max_new_tokens=4))  # warm-up
     greedy_out, greedy_s = timed(lambda: engine.chat(conversations, greedy))
     sampled_out, sampled_s = timed(lambda: engine.chat(conversations, sampled))
@@ -210,12 +214,15 @@ def main() -> None:
     _, single_s = timed(lambda: [single_out.extend(engine.chat([c], sampled)) for c in single_set])
     engine.batch_size = args.batch_size
 
+    load_after = os.getloadavg()
     greedy_tokens, sampled_tokens, single_tokens = (count_tokens(tok, o) for o in (greedy_out, sampled_out, single_out))
 
     # ---- report
     n = len(conversations)
     print(f"model {model_ref} (float32, transformers engine), {n} prompts, max {max_new} new tokens, batch size {args.batch_size}, "
           f"{threads} torch threads")
+    print(f"load average (1 min) before the runs {load_before[0]:.2f}, after {load_after[0]:.2f} (this benchmark itself adds about "
+          f"{threads}): other processes on these {len(os.sched_getaffinity(0))} CPUs slow the decode's many small parallel ops most")
     print(f"prompt tokens: {prompt_tokens} ({statistics.fmean(len(r) for r in rows):.0f} per prompt, {shared} shared by all "
           f"and run once by the engine)")
     print()
@@ -233,6 +240,7 @@ def main() -> None:
           f"{sum(sampled_tokens) / sampled_s / (sum(single_tokens) / single_s):.2f}x generated tokens/s")
 
     print()
+    pf_run, pf_logits, dc_run, dc_passes = executed_tokens(rows, args.batch_size, shared, greedy_tokens, max_new)
     decode_s = greedy_s - prefill_s
     decode_tokens = sum(max(0, t - 1) for t in greedy_tokens)  # the first token of each reply comes from the prefill's logits
     print("prefill vs decode (batched, greedy):")
@@ -240,12 +248,13 @@ def main() -> None:
     print(f"  max_new_tokens={max_new:<3} (full):   {greedy_s:6.1f}s")
     print(f"  decode (full - prefill):     {decode_s:6.1f}s  {decode_tokens / max(decode_s, 1e-9):8.1f} tokens/s "
           f"({decode_tokens} tokens after each reply's first); prefill is {100 * prefill_s / greedy_s:.0f}% of the time")
+    print(f"  decode steps:                {dc_passes} forward passes of up to {args.batch_size} rows, "
+          f"{1000 * decode_s / max(1, dc_passes):.0f} ms each")
 
     print()
     print(f"FLOPs per token: 2 x (non-embedding {non_embedding / 1e6:.1f}M + LM head {head / 1e6:.1f}M = vocab "
           f"{engine.model.config.vocab_size} x hidden {hidden}{', tied to the embedding' if head == embed else ''}) "
           f"= {per_token / 1e6:.0f} MFLOPs (attention's score/value products not counted)")
-    pf_run, pf_logits, dc_run = executed_tokens(rows, args.batch_size, shared, greedy_tokens, max_new)
     prefill_flops = 2 * non_embedding * pf_run + 2 * head * pf_logits
     runs = [
         ("greedy, full budget", greedy_s, per_token * (prompt_tokens + sum(greedy_tokens)),

@@ -25,7 +25,7 @@ against the card's dense bf16 peak, looked up by ``torch.cuda.get_device_name()`
     python -m benchmarks.gpu_round [--prompts 64] [--new-tokens 64] [--dpo-steps 12] [--dpo auto|trl|manual] [--no-static]
     python -m benchmarks.gpu_round --cpu-smoke     # a tiny model on the CPU, 2 DPO steps: checks the code paths only
 
-About 2-3 minutes on an H100 (most of it torch.compile for the static cache);
+About a minute on an H200 (half of it torch.compile for the static cache);
 prints a JSON summary at the end and writes it to ``$OUT/gpu_round.json`` when
 OUT is set (or to ``--json``).
 """

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Optional, Sequence, TypeVar
+from typing import Any, Callable, Optional, Sequence
 
 Messages = list[dict[str, str]]
 Advance = Optional[Callable[[int], None]]  # advances a progress task by a number of items
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -103,9 +102,3 @@ def row_seeds(seed: int, rows: int) -> list[int]:
     requests for the same prompt (an attack's samples per seed, a target's answers per prompt) differ.
     """
     return [seed * 1_000_003 + index for index in range(rows)]
-
-
-def batches(items: Sequence[T], size: int) -> Iterator[tuple[int, Sequence[T]]]:
-    """Consecutive slices of ``items`` with their start index."""
-    for start in range(0, len(items), max(1, size)):
-        yield start, items[start : start + size]

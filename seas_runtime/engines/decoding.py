@@ -65,6 +65,28 @@ def token_stats(logits: torch.Tensor, chosen: torch.Tensor, top_k: int = 10) -> 
     return list(zip(picked.tolist(), entropy.tolist(), top[:, 0].tolist()))
 
 
+NUCLEUS_CANDIDATES = 1024  # the nucleus is looked for among this many likeliest tokens first (a full sort only when it is wider)
+
+
+def sample_top_p(logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator) -> torch.Tensor:
+    """One token from ``logits`` (one row) at ``temperature`` with nucleus sampling, as transformers' TopPLogitsWarper defines it.
+
+    A token is kept when the tokens more likely than it hold less than ``top_p`` of the mass (ties aside), so the
+    likeliest token always stays. The nucleus is found among the likeliest ``NUCLEUS_CANDIDATES`` tokens, with
+    probabilities normalised over the whole vocabulary; only when those hold less than ``top_p`` does a full sort run.
+    """
+    scaled = logits.float() / temperature
+    probs = scaled.softmax(dim=-1)
+    k = probs.numel() if top_p >= 1.0 else min(NUCLEUS_CANDIDATES, probs.numel())
+    top, index = probs.topk(k)
+    if k < probs.numel() and float(top.sum()) < top_p:
+        top, index = probs.sort(descending=True)
+    before = top.cumsum(dim=0) - top  # mass of the strictly likelier tokens
+    keep = before < top_p if top_p < 1.0 else torch.ones_like(top, dtype=torch.bool)
+    kept = top[keep]
+    return index[keep][torch.multinomial(kept / kept.sum(), 1, generator=generator)[0]]
+
+
 class Decoder:
     """Prefill, generation and scoring over a causal LM, ``batch_size`` rows at a time."""
 
@@ -167,16 +189,7 @@ class Decoder:
     def _choose(logits: torch.Tensor, temperature: float, top_p: float, generators: Optional[list[torch.Generator]]) -> torch.Tensor:
         if generators is None:
             return logits.argmax(dim=-1).cpu()
-        scaled = logits.cpu() / temperature
-        if top_p < 1.0:
-            # Nucleus sampling as transformers' TopPLogitsWarper: drop the least likely tokens whose total is <= 1 - top_p.
-            ordered, order = torch.sort(scaled, descending=False, dim=-1)
-            cumulative = ordered.softmax(dim=-1).cumsum(dim=-1)
-            drop = cumulative <= (1 - top_p)
-            drop[:, -1] = False
-            scaled = scaled.masked_fill(drop.scatter(1, order, drop), float("-inf"))
-        probs = scaled.softmax(dim=-1)
-        return torch.stack([torch.multinomial(probs[i], 1, generator=g)[0] for i, g in enumerate(generators)])
+        return torch.stack([sample_top_p(row, temperature, top_p, g) for row, g in zip(logits.cpu(), generators)])
 
     def score(self, prompts: Sequence[Sequence[int]], continuations: Sequence[Sequence[int]], progress: Advance = None) -> list[tuple[float, int]]:
         """(summed log-probability, tokens) of each continuation after its prompt; each distinct prompt runs once."""

@@ -87,3 +87,19 @@ def test_next_token_probabilities_match_a_plain_forward_pass(model):
 def test_left_padding_without_a_shared_prefix_is_harmless(model):
     rows = [[5, 6, 7, 8, 9], [10, 11], [12, 13, 14]]  # nothing shared: the short rows are padded on the left
     assert decoder(model, 3).generate(rows, 5, 0.0, 1.0, seeds=[0, 0, 0]) == [reference_greedy(model, row, 5) for row in rows]
+
+
+@pytest.mark.parametrize("spread, top_p", [(5.0, 0.9), (1.0, 0.95), (0.01, 0.95), (3.0, 0.5)])  # 0.01: nearly flat, a nucleus wider than 1024
+def test_the_nucleus_is_the_one_transformers_keeps(spread, top_p):
+    from transformers.generation.logits_process import TopPLogitsWarper
+
+    from seas_runtime.engines import decoding
+
+    torch.manual_seed(1)
+    logits = torch.randn(5000) * spread
+    warped = TopPLogitsWarper(top_p=top_p)(None, (logits / 0.7)[None])[0]
+    expected = set(torch.nonzero(warped > float("-inf")).flatten().tolist())
+    drawn = {int(decoding.sample_top_p(logits, 0.7, top_p, torch.Generator().manual_seed(s))) for s in range(300)}
+    assert drawn <= expected  # never outside the nucleus
+    if len(expected) <= 20:
+        assert drawn == expected  # and a small nucleus gets covered
