@@ -89,9 +89,9 @@ def run(cfg: EvaluateConfig, progress: Progress) -> EvaluateResult:
         red_team = pool.get(cfg.redTeam)
         red_rows = write_attacks(red_team, seeds, ev.redteamSamples, cfg.attack, cfg.seed, cfg.round,
                                  progress.task("red-team prompts", len(seeds) * ev.redteamSamples))
-        baseline = pool.get(cfg.baselineTarget, scoring=True)
-        red_answers = baseline.chat([[{"role": "user", "content": r["prompt"]}] for r in red_rows], greedy, progress.task("round-0 target answers", len(red_rows)))
-        red_perplexities = prompt_perplexities(baseline, [r["prompt"] for r in red_rows])
+        round0 = pool.get(cfg.baselineTarget, scoring=True)
+        red_answers = round0.chat([[{"role": "user", "content": r["prompt"]}] for r in red_rows], greedy, progress.task("round-0 target answers", len(red_rows)))
+        red_perplexities = prompt_perplexities(round0, [r["prompt"] for r in red_rows])
 
     judge = make_judge(cfg.classifier, pool.get)
     judged = [(item.prompt, answer) for name in JUDGED_SETS for item, answer in zip(sets[name], answers[name])]

@@ -56,7 +56,7 @@ def tiny_evolution(tmp_path: Path, name: str, cache: Path, **spec_overrides) -> 
         "classifier": {"type": "refusal-match"},
         "attack": {"samplesPerSeed": 2, "responsesPerPrompt": 1, "maxSeeds": 3, "maxNewTokens": 16},
         "training": {"target": {"learningRate": 1e-3}, "redTeam": {"learningRate": 1e-3}, "batchSize": 2, "maxLength": 64, "maxPairs": 3},
-        "pairs": {"helpfulPairs": 1},
+        "pairs": {"helpfulPairs": 1, "refusalFallback": True},  # a tiny round may get no safe answer of its own
         "evaluation": {"maxNewTokens": 12, "knowledgeContexts": ["none"]},
         "data": {
             "heldout": head("heldout_adversarial.jsonl", 4, data_dir),

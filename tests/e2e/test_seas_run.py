@@ -25,9 +25,9 @@ def test_one_real_round_then_resume(tmp_path, tiny_data):
             "target": {"model": "embedded:smollm2-135m-instruct"},
             "redTeam": {"model": "embedded:smollm2-135m-instruct"},
             "classifier": {"type": "refusal-match"},
-            "attack": {"samplesPerSeed": 2, "responsesPerPrompt": 1, "maxSeeds": 4, "maxNewTokens": 16},
+            "attack": {"samplesPerSeed": 2, "responsesPerPrompt": 2, "maxSeeds": 4, "maxNewTokens": 16},
             "training": {"target": {"learningRate": 1e-3}, "redTeam": {"learningRate": 1e-3}, "batchSize": 2, "maxLength": 192, "maxPairs": 4},
-            "pairs": {"helpfulPairs": 2},
+            "pairs": {"helpfulPairs": 2, "refusalFallback": True},  # a tiny round may get no safe answer of its own
             "evaluation": {"maxNewTokens": 12, "knowledgeContexts": ["none", "false"]},
             "data": {"heldout": tiny_data("heldout_adversarial.jsonl", 6), "benign": tiny_data("benign.jsonl", 4),
                      "direct": tiny_data("direct.jsonl", 4), "contrast": tiny_data("contrast.jsonl", 3),
@@ -54,7 +54,10 @@ def test_one_real_round_then_resume(tmp_path, tiny_data):
     assert report["rounds"][1]["regression"]["n"] == 10  # direct and adversarial items, paired with round 0
     assert report["rounds"][1]["accuracyChange"]["n"] == 8
     records = [json.loads(l) for l in (out / "r1" / "evaluate" / "records.jsonl").read_text().splitlines()]
-    assert {r["set"] for r in records} == {"direct", "adversarial", "sampled", "contrast", "benign", "redteam", "knowledge"}
+    assert {r["set"] for r in records} == {"direct", "adversarial", "sampled", "contrast", "benign", "redteam", "knowledge", "knowledge-chat"}
+    assert all(r["qaGenerationAccuracy"]["n"] == 8 and r["qaAccuracyNorm"]["n"] == 8 for r in report["rounds"])
+    attack = json.loads((out / "r1" / "attack" / "result.json").read_text())
+    assert sum(attack["goals"].values()) == 8  # every red-team prompt was checked for its goal
     one = report["rounds"][1]
     assert one["pairs"]["target"] > 0, "the tiny round produced no target pairs"
     train = json.loads((out / "r1" / "train-target" / "result.json").read_text())
