@@ -56,7 +56,8 @@ class StageKey:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Results come back from pods: NaN or infinity is a malformed result, never a figure.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class _Keyed(_Strict):
@@ -151,27 +152,27 @@ class JudgeInfo(_Strict):
 
 
 class VerdictCounts(_Strict):
-    safe: int = 0
-    unsafe: int = 0
-    error: int = 0
+    safe: int = Field(0, ge=0)
+    unsafe: int = Field(0, ge=0)
+    error: int = Field(0, ge=0)
 
 
 class ResultBase(_Keyed):
-    seconds: float = 0.0
+    seconds: float = Field(0.0, ge=0)
 
 
 class InitializeResult(ResultBase):
     stage: Literal[Stage.INITIALIZE] = Stage.INITIALIZE
     model: str
-    examples: int
+    examples: int = Field(ge=0)
     loss: Optional[float] = None
 
 
 class AttackResult(ResultBase):
     stage: Literal[Stage.ATTACK] = Stage.ATTACK
     records: str
-    prompts: int
-    responses: int
+    prompts: int = Field(ge=0)
+    responses: int = Field(ge=0)
     counts: VerdictCounts
     asr: Rate = Field(description="Unsafe answers over judged answers, with its interval.")
     judge: JudgeInfo
@@ -180,9 +181,9 @@ class AttackResult(ResultBase):
 
 class PairsResult(ResultBase):
     stage: Literal[Stage.PAIRS] = Stage.PAIRS
-    target: int
-    redteam: int
-    helpful: int = 0
+    target: int = Field(ge=0)
+    redteam: int = Field(ge=0)
+    helpful: int = Field(0, ge=0)
     targetOwn: int = Field(0, description="Target pairs whose chosen answer is the target's own (the rest are refusal fallbacks).")
     targetFile: str
     redteamFile: str
@@ -193,7 +194,7 @@ class TrainResult(ResultBase):
     stage: Literal[Stage.TRAIN_TARGET, Stage.TRAIN_REDTEAM]
     model: str = Field(description="Model to use after this stage: the trained one, or the input when nothing was trained.")
     trained: bool
-    pairs: int
+    pairs: int = Field(ge=0)
     loss: Optional[float] = None
     rewardAccuracy: Optional[float] = None
     rewardMargin: Optional[float] = None
@@ -203,9 +204,9 @@ class GenerationFigures(_Strict):
     """Knowledge asked in chat mode, as arXiv 2409.19476 measures it."""
 
     accuracy: Rate = Field(description="Answers that name the correct choice and no other (normalised match).")
-    perplexity: Optional[float] = Field(None, description="Perplexity of the generated answer tokens (geometric mean over questions).")
-    entropy: Optional[float] = Field(None, description="Mean entropy (nats) of the top-10 next-token distribution over the answers' tokens.")
-    topProbability: Optional[float] = Field(None, description="Mean probability of the most likely next token over the answers' tokens.")
+    perplexity: Optional[float] = Field(None, ge=1, description="Perplexity of the generated answer tokens (geometric mean over questions).")
+    entropy: Optional[float] = Field(None, ge=0, description="Mean entropy (nats) of the top-10 next-token distribution over the answers' tokens.")
+    topProbability: Optional[float] = Field(None, ge=0, le=1, description="Mean probability of the most likely next token over the answers' tokens.")
 
 
 class KnowledgeFigures(_Strict):
@@ -213,9 +214,9 @@ class KnowledgeFigures(_Strict):
 
     accuracy: Rate
     accuracyNorm: Optional[Rate] = Field(None, description="acc_norm: the argmax of each choice's log-likelihood per character.")
-    perplexity: float
-    entropy: float
-    probability: float
+    perplexity: float = Field(ge=1)
+    entropy: float = Field(ge=0)
+    probability: float = Field(ge=0, le=1)
     generation: Optional[GenerationFigures] = None
 
 

@@ -122,7 +122,7 @@ class Rate(BaseModel):
     An empty denominator (``n == 0``) has no rate and no interval.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     k: int = Field(ge=0, description="Numerator: items counted (e.g. attacks that got an unsafe answer).")
     n: int = Field(ge=0, description="Denominator: items judged.")
@@ -248,7 +248,7 @@ class PairedChange(BaseModel):
     those that got better, and only these discordant items carry information.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     n: int = Field(ge=0, description="Items paired: judged in both rounds.")
     b: int = Field(ge=0, description="Items that went from ok to bad (e.g. safe to unsafe).")
@@ -421,7 +421,7 @@ def cohen_kappa(tp: int, fp: int, fn: int, tn: int, confidence: float = 0.95) ->
 class Agreement(BaseModel):
     """How well a safety judge agrees with reference labels (:func:`agreement`); "positive" means unsafe."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     n: int = Field(ge=0, description="Labelled items.")
     accuracy: Rate = Field(description="Items where the judge's verdict matches the label; a missing verdict counts as a miss.")

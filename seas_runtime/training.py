@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from statistics import mean
 from typing import Optional
@@ -51,9 +52,10 @@ def progress_callback(progress: Progress, task: str):
 
 
 def logged_mean(history: list[dict], key: str) -> Optional[float]:
-    """Mean of a logged figure over training steps, rounded; None if never logged."""
+    """Mean of a logged figure over training steps, rounded; None if never logged or not finite (a diverged run)."""
     values = [entry[key] for entry in history if key in entry]
-    return round(mean(values), 4) if values else None
+    value = mean(values) if values else None
+    return round(value, 4) if value is not None and math.isfinite(value) else None
 
 
 def save_merged(trainer, tokenizer, target: Path) -> Path:

@@ -19,6 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from seas_runtime.settings import AttackSpec, ClassifierSpec, DataSpec, EvaluationSpec, InitializationSpec, ModelRef, PairsSpec, Section, TrainingSpec
 
+from .names import MAX_LABEL, longest_names
+
 GROUP = "seas.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
@@ -42,6 +44,16 @@ class GatesSpec(Section):
         None, ge=0.0, le=1.0, description="Largest QA accuracy drop versus round 0 allowed: the paired drop's upper bound must be at most this."
     )
     maxJudgeErrorRate: float = Field(0.1, ge=0.0, le=1.0, description="Highest share of answers the judge could not label (upper bound).")
+
+
+class TimeoutsSpec(Section):
+    """How long the operator waits before it fails an attempt itself."""
+
+    startup: int = Field(
+        900, ge=30, le=86400,
+        description="Seconds a stage's pod may stay unable to start (ImagePullBackOff, CreateContainerConfigError, Unschedulable) "
+        "before the attempt fails with that reason; the reason is reported at once.",
+    )
 
 
 class SecretKeyRef(Section):
@@ -99,7 +111,14 @@ class SafetyEvolutionSpec(Section):
     hubTokenSecret: Optional[SecretKeyRef] = Field(None, description="Secret holding a Hugging Face token (env HF_TOKEN).")
     storage: StorageSpec = Field(default_factory=StorageSpec, description="Artifact storage.")
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec, description="Stage pod resources.")
-    activeDeadlineSeconds: int = Field(6 * 3600, ge=60, description="Deadline of each stage Job.")
+    activeDeadlineSeconds: int = Field(6 * 3600, ge=60, description="Deadline of each stage's child (the operator enforces it for every kind).")
+    timeouts: TimeoutsSpec = Field(default_factory=TimeoutsSpec, description="When the operator fails a stuck attempt.")
+
+    @model_validator(mode="after")
+    def _workers_need_a_distributed_backend(self) -> "SafetyEvolutionSpec":
+        if self.training.workers > 0 and self.training.backend == "job":
+            raise ValueError("training.workers needs the pytorchjob or trainjob backend: a plain Job is one pod")
+        return self
 
     @field_validator("schedule")
     @classmethod
@@ -156,3 +175,17 @@ class SafetyEvolution(BaseModel):
         if not isinstance(value, dict):
             raise ValueError("a SafetyEvolution must be a YAML mapping")
         return value
+
+    @model_validator(mode="after")
+    def _names_fit(self) -> "SafetyEvolution":
+        # Checked for the largest cycle, round, attempt and worker the spec allows, so no child name fails later.
+        training = self.spec.training
+        pytorchjob = training.backend in (None, "pytorchjob")
+        for name in longest_names(self.metadata.name, self.spec.rounds, self.spec.retries, training.workers, pytorchjob):
+            if len(name) > MAX_LABEL:
+                raise ValueError(
+                    f"metadata.name {self.metadata.name!r} is too long for spec.rounds={self.spec.rounds}, spec.retries={self.spec.retries} "
+                    f"and spec.training.workers={training.workers}: a child would be named {name!r} ({len(name)} > {MAX_LABEL} characters); "
+                    "shorten the name or lower those"
+                )
+        return self

@@ -112,12 +112,6 @@ def training_backend(spec: SafetyEvolutionSpec, default: str) -> str:
     return backend
 
 
-def child_name(evolution: str, key: StageKey, cycle: int = 0, attempt: int = 0) -> str:
-    """Deterministic child name ``<evolution>[-c<cycle>]-r<round>-<stage>[-retry<attempt>]``, so a restarted operator adopts what exists."""
-    prefix = evolution if cycle == 0 else f"{evolution}-c{cycle}"
-    return f"{prefix}-r{key.round}-{key.stage}" + (f"-retry{attempt}" if attempt else "")
-
-
 def escape_env_value(value: str) -> str:
     """An env value the kubelet will not expand: ``$`` -> ``$$`` (``$(VAR)`` stays literal)."""
     return value.replace("$", "$$")
@@ -377,6 +371,6 @@ def build_stage_object(
 
 
 __all__ = [
-    "CONFIG_ENV", "Owner", "StageObject", "TERMINATION_LOG", "build_stage_object", "child_name", "config_json",
+    "CONFIG_ENV", "Owner", "StageObject", "TERMINATION_LOG", "build_stage_object", "config_json",
     "escape_env_value", "stage_command", "training_backend",
 ]

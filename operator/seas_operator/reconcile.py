@@ -6,8 +6,8 @@ adopts a child it created before it could record it. The kopf handlers in
 ``handlers.py`` are a thin shell around :func:`decide`, which runs these named
 phases in order, each a pure function with its own table tests:
 
-1. :func:`retry_after_edit`: an edit of the spec retries stages that ran out of retries;
-2. :func:`fold_children`: finished children become results, failures or retries;
+1. :func:`retry_after_edit`: an edit applies at once to stages waiting for a retry or out of retries;
+2. :func:`fold_children`: finished children become results, failures or retries; stuck and overdue children fail;
 3. :func:`apply_spec_at_boundary`: a spec edit takes effect at the next round boundary;
 4. :func:`launch_due`: due retries, vanished children and the planner's next stages get children;
 5. :func:`compute_conditions`: figures, gates and the four conditions;
@@ -29,10 +29,11 @@ from seas_runtime.problems import validation_problems
 from seas_runtime.stats import Rate
 
 from .api import API_VERSION, KIND, SafetyEvolution, SafetyEvolutionSpec
-from .builders import Owner, StageObject, build_stage_object, child_name, training_backend
+from .builders import Owner, StageObject, build_stage_object, training_backend
 from .children import ChildPhase
 from .conditions import format_time, parse_time, set_condition
 from .kinds import kind_named
+from .names import child_name
 from .planner import Done, current_stage, is_complete, next_stages, stage_graph
 from .rounds import promoted_model, round_summaries
 from .settings import OperatorSettings
@@ -65,15 +66,18 @@ class Event(NamedTuple):
 class Observed:
     """What the shell read from the API for this evolution."""
 
-    children: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> Job/PyTorchJob/TrainJob
+    children: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> Job/PyTorchJob/TrainJob owned by this evolution
     messages: dict[str, Optional[str]] = field(default_factory=dict)  # child name -> termination message
     pod_reasons: dict[str, str] = field(default_factory=dict)  # child name -> why its pod failed
+    exit_codes: dict[str, int] = field(default_factory=dict)  # child name -> the stage container's exit code
+    stuck: dict[str, str] = field(default_factory=dict)  # running child -> why its pod cannot start (ImagePullBackOff, ...)
 
 
 @dataclass
 class Decision:
     status: EvolutionStatus
     create: list[StageObject] = field(default_factory=list)
+    delete: list[tuple[str, str]] = field(default_factory=list)  # (kind, name) of children the operator ends
     events: list[Event] = field(default_factory=list)
     requeue_after: Optional[float] = None
 
@@ -121,72 +125,127 @@ def invalid_spec_status(status: EvolutionStatus, generation: int, problems: list
 # --- phase 1 -----------------------------------------------------------------------
 
 
-def retry_after_edit(stages: dict[str, StageEntry], edited: bool, ctx: Context) -> tuple[dict[str, StageEntry], list[Event]]:
-    """An edit after a stage ran out of retries (fixing a Secret, resources or backend) retries it at once, with a fresh budget."""
+def retry_after_edit(stages: dict[str, StageEntry], edited: bool, ctx: Context) -> tuple[dict[str, StageEntry], list[Event], bool]:
+    """(stages, events, applies): an edit while a stage waits for a retry, or after it ran out of retries, applies to its next attempt.
+
+    Fixing a Secret, raising memory after an OOMKill or correcting the model is what a user edits a failing
+    evolution for, so such an edit takes effect at once; a stage that ran out of retries gets a fresh budget.
+    """
+    waiting = _in_state(stages, StageState.WAITING)
     exhausted = _in_state(stages, StageState.FAILED)
-    if not exhausted or not edited:
-        return stages, []
+    if not edited or not (waiting or exhausted):
+        return stages, [], False
     stages = dict(stages)
     events = []
     for label in exhausted:
         stages[label] = stages[label].model_copy(update=dict(state=StageState.WAITING, failures=0, retryAt=ctx.now_s))
         events.append(Event("Normal", "StageRetrying", f"{label}: retrying after the spec changed (generation {ctx.generation})"))
-    return stages, events
+    for label in waiting:
+        events.append(Event("Normal", "SpecApplied", f"{label}: its next attempt follows generation {ctx.generation}"))
+    return stages, events, True
 
 
 # --- phase 2 -----------------------------------------------------------------------
 
+# Exit codes of seas-runtime that mean a user mistake (bad config; bad data, a missing or gated model):
+# another attempt would fail the same way, so the stage fails at once instead of burning retries on GPUs.
+USER_ERROR_EXIT_CODES = frozenset({2, 3})
+DEADLINE_GRACE_SECONDS = 300  # beyond spec.activeDeadlineSeconds, for the child's own deadline to act first
 
-def read_result(message: Optional[str]) -> StageResult:
-    """The stage result a child reported (raises ValueError when it is missing or malformed)."""
+
+def read_result(message: Optional[str], key: StageKey) -> StageResult:
+    """The stage result a child reported for ``key`` (raises ValueError when it is missing, malformed or another stage's)."""
     if not message:
         raise ValueError("the stage left no result (empty termination message)")
     try:
-        return parse_stage_result(message)
+        result = parse_stage_result(message)
     except ValidationError as exc:
-        raise ValueError(str(exc).splitlines()[0]) from None
+        raise ValueError(str(exc).splitlines()[0] + ": " + "; ".join(validation_problems(exc))[:200]) from None
+    if result.key != key:
+        raise ValueError(f"the result is for {result.key.label}, not {key.label}")
+    return result
 
 
-def fold_children(stages: dict[str, StageEntry], observed: Observed, retries: int, ctx: Context) -> tuple[dict[str, StageEntry], list[Event], bool]:
-    """Record what finished children report: a result, or a failure that is retried with backoff until ``retries`` run out."""
+@dataclass(frozen=True)
+class Outcome:
+    """What became of a running stage's attempt this reconcile."""
+
+    result: Optional[StageResult] = None  # it succeeded
+    failure: str = ""  # it failed, and why
+    retryable: bool = True
+    delete: bool = False  # the operator ends the child (stuck or past its deadline)
+    stuck: str = ""  # still running, but its pod cannot start
+
+
+def attempt_outcome(label: str, entry: StageEntry, observed: Observed, spec: SafetyEvolutionSpec, ctx: Context) -> Optional[Outcome]:
+    """The outcome of a running stage's attempt, or None while it runs normally (or its child is not listed yet)."""
+    child = observed.children.get(entry.child)
+    if child is None:
+        return None  # not listed yet (just created) or deleted; it is recreated when missing for good
+    state = kind_named(entry.kind).read_state(child)
+    if state.phase == ChildPhase.SUCCEEDED:
+        try:
+            return Outcome(result=read_result(observed.messages.get(entry.child), StageKey.from_label(label)))
+        except ValueError as exc:
+            return Outcome(failure=f"MalformedResult: {str(exc)[:300]}")
+    if state.phase == ChildPhase.FAILED:
+        reason = (state.reason or "Failed") + (f": {state.message}" if state.message else "")
+        pod = observed.pod_reasons.get(entry.child)
+        code = observed.exit_codes.get(entry.child)
+        user_error = code in USER_ERROR_EXIT_CODES or state.reason == "PodFailurePolicy"
+        return Outcome(failure=reason + (f" (pod: {pod})" if pod else ""), retryable=not user_error)
+    running_for = (ctx.now - (parse_time(entry.startedAt) or ctx.now)).total_seconds()
+    stuck = observed.stuck.get(entry.child, "")
+    if stuck and running_for > spec.timeouts.startup:
+        return Outcome(failure=f"{stuck} (not started after {spec.timeouts.startup}s)", delete=True)
+    if running_for > spec.activeDeadlineSeconds + DEADLINE_GRACE_SECONDS:
+        return Outcome(failure=f"DeadlineExceeded: running for {running_for:.0f}s, over spec.activeDeadlineSeconds", delete=True)
+    return Outcome(stuck=stuck) if stuck else None
+
+
+def fold_children(stages: dict[str, StageEntry], observed: Observed, spec: SafetyEvolutionSpec, ctx: Context
+                  ) -> tuple[dict[str, StageEntry], list[Event], bool, list[tuple[str, str]]]:
+    """(stages, events, progressed, children to delete): results, failures retried with backoff until spec.retries run out,
+    pods that cannot start surfaced at once and failed after spec.timeouts.startup, children past their deadline ended.
+
+    Only a success is progress: failed attempts and retries do not move lastProgressTime.
+    """
     stages = dict(stages)
     events: list[Event] = []
     progressed = False
+    delete: list[tuple[str, str]] = []
     for label, entry in stages.items():
         if entry.state != StageState.RUNNING:
             continue
-        child = observed.children.get(entry.child)
-        if child is None:
-            continue  # not listed yet (just created) or deleted; it is recreated when missing for good
-        state = kind_named(entry.kind).read_state(child)
-        if state.phase == ChildPhase.RUNNING:
+        outcome = attempt_outcome(label, entry, observed, spec, ctx)
+        if outcome is None:
             continue
-        progressed = True
-        if state.phase == ChildPhase.SUCCEEDED:
-            try:
-                result = read_result(observed.messages.get(entry.child))
-            except ValueError as exc:
-                reason = f"MalformedResult: {str(exc)[:300]}"
-            else:
-                stages[label] = entry.model_copy(update=dict(state=StageState.SUCCEEDED, finishedAt=ctx.now_s, result=result, reason=""))
-                events.append(Event("Normal", "StageSucceeded", f"{label} finished ({entry.child})"))
-                continue
-        else:
-            reason = (state.reason or "Failed") + (f": {state.message}" if state.message else "")
-            pod = observed.pod_reasons.get(entry.child)
-            if pod:
-                reason += f" (pod: {pod})"
+        if outcome.result is not None:
+            stages[label] = entry.model_copy(update=dict(state=StageState.SUCCEEDED, finishedAt=ctx.now_s, result=outcome.result, reason=""))
+            events.append(Event("Normal", "StageSucceeded", f"{label} finished ({entry.child})"))
+            progressed = True
+            continue
+        if not outcome.failure:  # stuck, within its grace period: say so once per distinct reason
+            if entry.reason != f"Pending: {outcome.stuck}":
+                stages[label] = entry.model_copy(update=dict(reason=f"Pending: {outcome.stuck}"))
+                events.append(Event("Warning", "StagePending", f"{label}: {entry.child} cannot start: {outcome.stuck}; "
+                                                               f"it fails after {spec.timeouts.startup}s"))
+            continue
+        if outcome.delete:
+            delete.append((entry.kind, entry.child))
         failures = entry.failures + 1
+        reason = outcome.failure
         update: dict[str, Any] = dict(failures=failures, reason=reason[:512], finishedAt=ctx.now_s)
-        if failures <= retries:
+        if failures <= spec.retries and outcome.retryable:
             retry_at = ctx.now + timedelta(seconds=_backoff(failures, ctx.settings))
             update.update(state=StageState.WAITING, retryAt=format_time(retry_at))
-            events.append(Event("Warning", "StageFailed", f"{label} failed ({reason[:300]}); retry {failures}/{retries} at {format_time(retry_at)}"))
+            events.append(Event("Warning", "StageFailed", f"{label} failed ({reason[:300]}); retry {failures}/{spec.retries} at {format_time(retry_at)}"))
         else:
             update.update(state=StageState.FAILED)
-            events.append(Event("Warning", "StageFailed", f"{label} failed {failures} times, giving up: {reason[:300]}"))
+            why = "a user error that another attempt would repeat" if not outcome.retryable else f"{failures} times"
+            events.append(Event("Warning", "StageFailed", f"{label} failed ({why}), giving up: {reason[:300]}"))
         stages[label] = entry.model_copy(update=update)
-    return stages, events, progressed
+    return stages, events, progressed, delete
 
 
 # --- phase 3 -----------------------------------------------------------------------
@@ -233,8 +292,11 @@ def launch_due(spec: SafetyEvolutionSpec, stages: dict[str, StageEntry], done: D
 
     def launch(key: StageKey, name: str, note: str, new_attempt: bool = True) -> None:
         config = build_stage_config(ctx.name, spec, key, done, root, cache_dir=cluster_cache(spec.storage.mountPath), start_model=start_model)
-        obj = build_stage_object(owner, spec, key, config, name=name, image=spec.image or ctx.settings.image,
-                                 pvc=spec.storage.pvc or ctx.settings.pvc, backend=backend, cycle=cycle)
+        try:
+            obj = build_stage_object(owner, spec, key, config, name=name, image=spec.image or ctx.settings.image,
+                                     pvc=spec.storage.pvc or ctx.settings.pvc, backend=backend, cycle=cycle)
+        except ValueError as exc:
+            raise SpecProblem(str(exc)) from None
         entry = out.stages.get(key.label) or StageEntry(state=StageState.RUNNING)
         out.stages[key.label] = entry.model_copy(update=dict(
             state=StageState.RUNNING, child=name, kind=obj.kind, startedAt=ctx.now_s, retryAt=None, attempts=entry.attempts + int(new_attempt),
@@ -252,7 +314,6 @@ def launch_due(spec: SafetyEvolutionSpec, stages: dict[str, StageEntry], done: D
             attempt = out.stages[label].attempts
             # Named by attempt, so retries after a spec edit never reuse an old child's name.
             launch(key, child_name(ctx.name, key, cycle, attempt), f" (retry {attempt})")
-            out.progressed = True
         else:
             out.retry_wait.append((retry_at - ctx.now).total_seconds())
     for label in _in_state(out.stages, StageState.RUNNING):
@@ -328,7 +389,35 @@ def schedule_next_cycle(status: EvolutionStatus, spec: SafetyEvolutionSpec, ctx:
 
 
 def decide(body: dict[str, Any], observed: Observed, now: datetime, settings: OperatorSettings) -> Decision:
-    """One reconcile step for a SafetyEvolution ``body`` (metadata, spec, status)."""
+    """One reconcile step for a SafetyEvolution ``body`` (metadata, spec, status). Never raises.
+
+    A spec the validators accept but the builders cannot honour degrades the evolution as an invalid spec;
+    anything else unexpected degrades it with reason ReconcileError, so the operator stays up either way.
+    """
+    meta = body.get("metadata") or {}
+    generation = int(meta.get("generation") or 1)
+    try:
+        return _decide(body, observed, now, settings)
+    except SpecProblem as exc:
+        return _degraded(body, [str(exc)], now, generation, "InvalidSpec")
+    except Exception as exc:  # a bug: report it on the object rather than crash-loop
+        return _degraded(body, [f"reconcile error: {type(exc).__name__}: {exc}"], now, generation, "ReconcileError")
+
+
+class SpecProblem(ValueError):
+    """The spec validates but cannot be carried out (e.g. workers with the job backend)."""
+
+
+def _degraded(body: dict[str, Any], problems: list[str], now: datetime, generation: int, reason: str) -> Decision:
+    try:
+        status = parse_status(body.get("status"))
+    except ValidationError:
+        status = EvolutionStatus()
+    degraded = invalid_spec_status(status, generation, problems, format_time(now), reason=reason)
+    return Decision(degraded, events=[] if status.message == degraded.message else [Event("Warning", reason, degraded.message or "")])
+
+
+def _decide(body: dict[str, Any], observed: Observed, now: datetime, settings: OperatorSettings) -> Decision:
     meta = body.get("metadata") or {}
     ctx = Context(name=meta.get("name", ""), namespace=meta.get("namespace", "default"), uid=meta.get("uid", ""),
                   generation=int(meta.get("generation") or 1), now=now, settings=settings)
@@ -344,13 +433,16 @@ def decide(body: dict[str, Any], observed: Observed, now: datetime, settings: Op
     if status.activeSpec is None:
         status = status.model_copy(update=dict(activeSpec=current.spec.model_dump(mode="json"), activeGeneration=ctx.generation))
     spec = SafetyEvolutionSpec.model_validate(status.activeSpec)
-    start_model = status.startModel or spec.target.model
     edited = status.activeGeneration != ctx.generation
 
-    stages, events = retry_after_edit(status.stages, edited, ctx)
-    if events:
+    stages, events, applies = retry_after_edit(status.stages, edited, ctx)
+    if applies:
         spec, edited = current.spec, False
-    stages, folded, progressed = fold_children(stages, observed, spec.retries, ctx)
+    # The first cycle starts from spec.target.model until round 1 has run, so fixing a typo there takes effect;
+    # a scheduled cycle starts from the model the last one promoted.
+    started = any(StageKey.from_label(label).round >= 1 for label in _in_state(stages, StageState.SUCCEEDED))
+    start_model = status.startModel if status.cycle > 0 or (started and status.startModel) else spec.target.model
+    stages, folded, progressed, delete = fold_children(stages, observed, spec, ctx)
     events += folded
     status = status.model_copy(update=dict(stages=stages))
     spec, applied, done, applied_events = apply_spec_at_boundary(spec, edited, current.spec, stages, status.done(), ctx)
@@ -389,7 +481,7 @@ def decide(body: dict[str, Any], observed: Observed, now: datetime, settings: Op
         status, cycle_events, requeue_cycle = schedule_next_cycle(status, spec, ctx)
         events += cycle_events
         requeue = min(requeue or 1e9, requeue_cycle) if not cycle_events else requeue_cycle
-    return Decision(status=status, create=create, events=events, requeue_after=requeue)
+    return Decision(status=status, create=create, delete=delete, events=events, requeue_after=requeue)
 
 
 __all__ = [

@@ -21,7 +21,6 @@ from seas_operator.builders import (
     Owner,
     StageObject,
     build_stage_object,
-    child_name,
     escape_env_value,
     stage_command,
     training_backend,
@@ -36,6 +35,7 @@ from seas_operator.kinds import (
     child_selector,
     kind_named,
 )
+from seas_operator.names import child_name
 from seas_operator.rbac import API_CALLS
 from seas_operator.stage_configs import build_stage_config
 from seas_runtime.contract import (

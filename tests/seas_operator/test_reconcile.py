@@ -18,6 +18,7 @@ from seas_operator.reconcile import (
     retry_after_edit,
     schedule_next_cycle,
 )
+from seas_operator.patching import merge_patch
 from seas_operator.settings import OperatorSettings
 from seas_operator.status import EvolutionStatus, GateResult, RoundStatus, StageEntry, StageState, dump_status
 from seas_runtime.contract import (
@@ -28,6 +29,7 @@ from seas_runtime.stats import Rate
 from tests.helpers.factories import BASE_TARGET, change, done_through, evaluate_result, make_spec
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=timezone.utc)
+NOW_S = "2026-11-25T12:00:00Z"
 DEFAULTS = OperatorSettings(image="runtime:test", pvc="artifacts", backend="job", retry_base_seconds=10)
 
 
@@ -280,43 +282,105 @@ def entry(state, **fields):
     return StageEntry(state=StageState(state), **fields)
 
 
-@pytest.mark.parametrize("states, edited, expected_states, events", [
-    ({"r0/evaluate": "failed"}, True, {"r0/evaluate": "waiting"}, ["StageRetrying"]),
-    ({"r0/evaluate": "failed"}, False, {"r0/evaluate": "failed"}, []),  # no edit: stays failed
-    ({"r0/evaluate": "succeeded", "r1/attack": "waiting"}, True, {"r0/evaluate": "succeeded", "r1/attack": "waiting"}, []),  # nothing exhausted
+@pytest.mark.parametrize("states, edited, expected_states, events, applies", [
+    ({"r0/evaluate": "failed"}, True, {"r0/evaluate": "waiting"}, ["StageRetrying"], True),
+    ({"r0/evaluate": "failed"}, False, {"r0/evaluate": "failed"}, [], False),  # no edit: stays failed
+    # an edit during a retry wait applies to the next attempt, without resetting the failures
+    ({"r0/evaluate": "succeeded", "r1/attack": "waiting"}, True, {"r0/evaluate": "succeeded", "r1/attack": "waiting"}, ["SpecApplied"], True),
+    ({"r0/evaluate": "succeeded", "r1/attack": "running"}, True, {"r0/evaluate": "succeeded", "r1/attack": "running"}, [], False),
 ])
-def test_retry_after_edit(states, edited, expected_states, events):
+def test_retry_after_edit(states, edited, expected_states, events, applies):
     stages = {label: entry(state, failures=3, attempts=3) for label, state in states.items()}
-    out, evs = retry_after_edit(stages, edited, ctx())
+    out, evs, applied = retry_after_edit(stages, edited, ctx())
     assert {label: str(e.state) for label, e in out.items()} == expected_states
-    assert [e.reason for e in evs] == events
+    assert [e.reason for e in evs] == events and applied is applies
     for label, state in expected_states.items():
         if states[label] == "failed" and state == "waiting":
             assert out[label].failures == 0 and out[label].retryAt == "2026-11-25T12:00:00Z"  # a fresh budget, due now
+        if states[label] == "waiting":
+            assert out[label].failures == 3
 
 
 @pytest.mark.parametrize("child, message, retries, state, failures, reason, event", [
     (complete("c"), RESULTS["attack"](1), 2, "succeeded", 0, "", "StageSucceeded"),
     (complete("c"), "not json", 2, "waiting", 1, "MalformedResult", "StageFailed"),
     (complete("c"), None, 2, "waiting", 1, "MalformedResult: the stage left no result", "StageFailed"),
+    (complete("c"), RESULTS["pairs"](1), 2, "waiting", 1, "MalformedResult: the result is for r1/pairs, not r1/attack", "StageFailed"),
+    (complete("c"), RESULTS["attack"](2), 2, "waiting", 1, "MalformedResult: the result is for r2/attack, not r1/attack", "StageFailed"),
     (failed("c"), None, 2, "waiting", 1, "BackoffLimitExceeded", "StageFailed"),
     (failed("c"), None, 0, "failed", 1, "BackoffLimitExceeded", "StageFailed"),
     (running("c"), None, 2, "running", 0, "", None),
     (None, None, 2, "running", 0, "", None),  # not listed yet
 ])
 def test_fold_children(child, message, retries, state, failures, reason, event):
-    stages = {"r1/attack": entry("running", child="c", kind="Job", attempts=1, startedAt="2026-11-25T11:00:00Z")}
+    stages = {"r1/attack": entry("running", child="c", kind="Job", attempts=1, startedAt="2026-11-25T11:50:00Z")}
     observed = Observed(children={"c": child} if child else {}, messages={"c": message})
-    out, events, progressed = fold_children(stages, observed, retries, ctx())
+    out, events, progressed, delete = fold_children(stages, observed, make_spec(retries=retries), ctx())
     got = out["r1/attack"]
     assert (str(got.state), got.failures) == (state, failures)
     assert got.reason.startswith(reason)
     assert [e.reason for e in events] == ([event] if event else [])
-    assert progressed is (event is not None)
+    assert progressed is (state == "succeeded")  # a failure is not progress
+    assert delete == []
     if state == "succeeded":
         assert got.result == parse_stage_result(message)
     if state == "waiting":
         assert got.retryAt == "2026-11-25T12:00:10Z"  # retry_base_seconds after the first failure
+
+
+BAD_NUMBERS = [
+    '{"stage": "attack", "round": 1, "records": "r", "prompts": 2, "responses": 2, "counts": {"safe": 1, "unsafe": 1}, '
+    '"asr": {"k": 1, "n": 2, "rate": NaN, "low": 0.1, "high": 0.9}, "judge": {"type": "refusal-match"}}',
+    '{"stage": "attack", "round": 1, "records": "r", "prompts": 2, "responses": 2, "counts": {"safe": 1, "unsafe": 1}, '
+    '"asr": {"k": 3, "n": 2, "rate": 1.5, "low": 0.1, "high": 0.9}, "judge": {"type": "refusal-match"}}',
+    '{"stage": "attack", "round": 1, "records": "r", "prompts": -2, "responses": 2, "counts": {"safe": 1, "unsafe": 1}, '
+    '"asr": {"k": 1, "n": 2, "rate": 0.5, "low": 0.0945, "high": 0.9055}, "judge": {"type": "refusal-match"}}',
+    '{"stage": "attack", "round": 1, "records": "r", "prompts": 2, "responses": 2, "counts": {"safe": -1, "unsafe": 1}, '
+    '"asr": {"k": 1, "n": 2, "rate": 0.5, "low": 0.0945, "high": 0.9055}, "judge": {"type": "refusal-match"}}',
+]
+
+
+@pytest.mark.parametrize("message", BAD_NUMBERS, ids=["nan", "rate-above-1", "negative-count", "negative-verdicts"])
+def test_nan_out_of_range_and_negative_results_are_malformed_and_use_a_retry(message):
+    stages = {"r1/attack": entry("running", child="c", kind="Job", attempts=1, startedAt=NOW_S)}
+    out, events, _, _ = fold_children(stages, Observed(children={"c": complete("c")}, messages={"c": message}), make_spec(retries=2), ctx())
+    assert (str(out["r1/attack"].state), out["r1/attack"].failures) == ("waiting", 1)
+    assert out["r1/attack"].reason.startswith("MalformedResult")
+
+
+@pytest.mark.parametrize("exit_code, state", [(2, "failed"), (3, "failed"), (1, "waiting"), (137, "waiting")])
+def test_user_errors_fail_at_once_other_failures_are_retried(exit_code, state):
+    stages = {"r0/evaluate": entry("running", child="c", kind="Job", attempts=1, startedAt=NOW_S)}
+    observed = Observed(children={"c": failed("c")}, exit_codes={"c": exit_code}, pod_reasons={"c": f"Error (exit {exit_code})"})
+    out, events, _, _ = fold_children(stages, observed, make_spec(retries=2), ctx())
+    assert str(out["r0/evaluate"].state) == state
+    if state == "failed":
+        assert "a user error that another attempt would repeat" in events[0].message
+
+
+@pytest.mark.parametrize("reason", ["ImagePullBackOff: Back-off pulling image", "CreateContainerConfigError: secret \"hf\" not found",
+                                    "Unschedulable: 0/3 nodes are available: 3 Insufficient nvidia.com/gpu."])
+def test_a_pod_that_cannot_start_is_reported_at_once_and_failed_after_the_startup_timeout(reason):
+    spec = make_spec(retries=2, timeouts={"startup": 600})
+    stages = {"r0/evaluate": entry("running", child="c", kind="Job", attempts=1, startedAt="2026-11-25T11:55:00Z")}
+    observed = Observed(children={"c": running("c")}, stuck={"c": reason})
+    out, events, progressed, delete = fold_children(stages, observed, spec, ctx())  # 5 minutes in
+    assert str(out["r0/evaluate"].state) == "running" and out["r0/evaluate"].reason == f"Pending: {reason}"
+    assert [e.reason for e in events] == ["StagePending"] and delete == []
+    again, events, _, _ = fold_children(out, observed, spec, ctx())
+    assert events == []  # said once, not every reconcile
+    late, events, _, delete = fold_children(out, observed, spec, ctx(now=NOW + timedelta(minutes=6)))  # 11 minutes in
+    assert str(late["r0/evaluate"].state) == "waiting" and reason.split(":")[0] in late["r0/evaluate"].reason
+    assert delete == [("Job", "c")]  # the stuck child is ended: it may hold a GPU
+
+
+def test_a_child_past_its_deadline_is_failed_and_ended_by_the_operator():
+    spec = make_spec(retries=2, activeDeadlineSeconds=3600)
+    stages = {"r1/train-target": entry("running", child="t", kind="TrainJob", attempts=1, startedAt="2026-11-25T10:00:00Z")}
+    trainjob = {"metadata": {"name": "t"}, "kind": "TrainJob", "status": {}}
+    out, _, _, delete = fold_children(stages, Observed(children={"t": trainjob}), spec, ctx())
+    assert str(out["r1/train-target"].state) == "waiting" and out["r1/train-target"].reason.startswith("DeadlineExceeded")
+    assert delete == [("TrainJob", "t")]
 
 
 @pytest.mark.parametrize("edited, states, done_through_key, applied", [
@@ -399,3 +463,58 @@ def test_schedule_next_cycle(now, new_cycle, requeue):
         assert [e.reason for e in events] == ["CycleStarted"]
     else:
         assert out.cycle == 2 and out.nextScheduleTime == "2026-11-26T03:00:00Z" and events == []
+
+
+# --- faults and edits (issue 11) -------------------------------------------------------
+
+
+def config_of(child) -> dict:
+    return json.loads(next(e["value"] for e in child.body["spec"]["template"]["spec"]["containers"][0]["env"] if e["name"] == "SEAS_STAGE_CONFIG").replace("$$", "$"))
+
+
+def test_fixing_the_model_after_exhaustion_retries_with_the_new_model():
+    status = S(decide(body({"retries": 0, "target": {"model": "org/typo"}}), Observed(), NOW, DEFAULTS))
+    children = {"demo-r0-evaluate": failed("demo-r0-evaluate")}
+    status = S(decide(body({"retries": 0, "target": {"model": "org/typo"}}, status=status), Observed(children=children), NOW, DEFAULTS))
+    assert status["phase"] == "Degraded" and status["startModel"] == "org/typo"
+    fixed = decide(body({"retries": 0, "target": {"model": "org/fixed"}}, status=status, generation=2), Observed(children=children), NOW, DEFAULTS)
+    assert [c.name for c in fixed.create] == ["demo-r0-evaluate-retry1"]
+    assert config_of(fixed.create[0])["target"]["model"] == "org/fixed" and S(fixed)["startModel"] == "org/fixed"
+
+
+def test_memory_raised_during_a_retry_wait_applies_to_the_next_attempt():
+    status = S(decide(body(), Observed(), NOW, DEFAULTS))
+    children = {"demo-r0-evaluate": failed("demo-r0-evaluate")}
+    status = S(decide(body(status=status), Observed(children=children, pod_reasons={"demo-r0-evaluate": "OOMKilled (exit 137)"}), NOW, DEFAULTS))
+    assert status["stages"]["r0/evaluate"]["state"] == "waiting"
+    edited = body({"resources": {"memory": "64Gi"}}, status=status, generation=2)
+    d = decide(edited, Observed(children=children), NOW + timedelta(seconds=11), DEFAULTS)
+    assert [c.name for c in d.create] == ["demo-r0-evaluate-retry1"]
+    assert d.create[0].body["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"] == "64Gi"
+    assert S(d)["stages"]["r0/evaluate"]["failures"] == 1  # the budget is not reset: it was not exhausted
+
+
+def test_the_start_model_stays_the_promoted_one_in_later_cycles():
+    obj, _ = run_to_end(body({"schedule": "0 3 * * *"}), {0: dict(unsafe=38), 1: dict(unsafe=2)})
+    later = datetime(2026, 11, 26, 3, 0, 5, tzinfo=timezone.utc)
+    d = decide({**obj, "spec": {**obj["spec"], "target": {"model": "org/other"}}}, Observed(), later, DEFAULTS)
+    assert S(d)["cycle"] == 1 and S(d)["startModel"] == "/a/r1/train-target/model"
+
+
+def test_decide_never_raises_a_spec_the_builder_cannot_honour_degrades_it():
+    d = decide(body({"resources": {"memory": "lots"}}), Observed(), NOW, DEFAULTS)
+    degraded = cond(S(d), "Degraded")
+    assert degraded["status"] == "True" and degraded["reason"] == "InvalidSpec" and "spec.resources.memory" in degraded["message"]
+    assert d.create == [] and [e.reason for e in d.events] == ["InvalidSpec"]
+
+
+def test_decide_never_raises_on_a_corrupt_status():
+    d = decide(body(status={"stages": {"r0/evaluate": {"state": "exploded"}}}), Observed(), NOW, DEFAULTS)
+    assert cond(S(d), "Degraded")["reason"] == "ReconcileError"
+
+
+def test_a_ready_evolution_reconciles_without_writing_anything():
+    obj, decision = run_to_end(body(), {0: dict(unsafe=38), 1: dict(unsafe=2)})
+    children = {s["child"]: complete(s["child"]) for s in obj["status"]["stages"].values()}
+    again = decide(obj, Observed(children=children), NOW + timedelta(hours=1), DEFAULTS)
+    assert merge_patch(obj["status"], S(again)) == {} and again.events == [] and again.create == []
