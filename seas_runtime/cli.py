@@ -2,7 +2,9 @@
 
 stdout carries JSON progress lines and, last, ``{"result": ...}``; logs go to
 stderr. The result is also written atomically to ``<outputDir>/result.json``
-and, when asked, to a termination-message file for Kubernetes.
+and, when asked, to a termination-message file for Kubernetes. Before the stage
+runs, the expired cycle folders its config lists under ``prune`` are deleted
+(the operator's ``spec.retention.checkpoints``; see :func:`prune_artifacts`).
 
 Exit codes: 0 done; 2 bad config; 3 bad data or model (a user mistake, with a
 message and no traceback); 1 anything else (a bug: traceback on stderr).
@@ -14,6 +16,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Optional, Sequence
@@ -21,7 +24,7 @@ from typing import Optional, Sequence
 from pydantic import ValidationError
 
 from .artifacts import write_text
-from .contract import Stage, dump_result, parse_stage_config
+from .contract import EXIT_CONFIG, EXIT_INPUT, Stage, StageConfig, dump_result, parse_stage_config
 from . import data
 from .data import DataError
 from .engine_pool import EnginePool
@@ -36,8 +39,6 @@ from .stages import recipe
 
 log = logging.getLogger("seas_runtime")
 
-EXIT_CONFIG = 2
-EXIT_INPUT = 3
 
 
 def judge_eval_main(argv: Sequence[str]) -> int:
@@ -71,6 +72,36 @@ def judge_eval_main(argv: Sequence[str]) -> int:
         pool.close()
     print(evaluation.model_dump_json(indent=2) if args.json else "\n".join(evaluation.lines()))
     return 0
+
+
+def prune_artifacts(cfg: StageConfig) -> list[str]:
+    """Delete the expired cycle folders ``cfg.prune`` lists (spec.retention.checkpoints); return those deleted.
+
+    The config travels through the cluster, so a listed path is trusted only when it is absolute and resolves
+    (symlinks followed) to a folder strictly inside this evolution's own folder (the parent of the cycle folder
+    that holds ``cfg.outputDir``) and outside the running cycle's folder, so it never holds ``cfg.outputDir``
+    nor anything this cycle made; anything else is refused with a warning.
+    """
+    output = Path(cfg.outputDir).resolve()
+    cycle = output.parent.parent  # <evolution>/c<cycle>/r<round>/<stage>
+    evolution = cycle.parent
+    removed = []
+    for listed in cfg.prune:
+        try:
+            target = Path(listed).resolve()
+        except (OSError, RuntimeError) as exc:  # a symlink loop: pruning never fails the stage it precedes
+            log.warning("prune: refusing %s: %s", listed, exc)
+            continue
+        overlaps_cycle = target == cycle or cycle in target.parents or target in cycle.parents
+        if not Path(listed).is_absolute() or evolution not in target.parents or overlaps_cycle:
+            log.warning("prune: refusing %s: not a folder of an earlier cycle inside %s", listed, evolution)
+            continue
+        if not target.exists():
+            continue
+        shutil.rmtree(target, ignore_errors=True)
+        removed.append(str(target))
+        log.info("prune: deleted %s (expired cycle, spec.retention.checkpoints)", target)
+    return removed
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -109,6 +140,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"seas-runtime: config is for stage {cfg.stage!r}, not {args.stage!r}", file=sys.stderr)
         return EXIT_CONFIG
 
+    prune_artifacts(cfg)
     try:
         result = recipe(cfg.stage).run(cfg, Progress())
     except (DataError, ModelError) as exc:

@@ -20,6 +20,11 @@ from .settings import AttackSpec, ClassifierSpec, DataSpec, EvaluationSpec, Init
 
 MAX_RESULT_BYTES = 4096
 
+# Exit codes of ``seas-runtime`` that mean a user mistake: another attempt would fail the same way.
+EXIT_CONFIG = 2  # the stage config is unreadable or invalid
+EXIT_INPUT = 3  # a data set is malformed, or a model is missing, gated without a token, or unloadable
+USER_ERROR_EXIT_CODES = frozenset({EXIT_CONFIG, EXIT_INPUT})
+
 
 class Stage(StrEnum):
     """The stages of a SEAS cycle, in execution order."""
@@ -79,6 +84,11 @@ class StageBase(_Keyed):
     outputDir: str = Field(description="Directory this stage owns; artifacts and result.json go here.")
     seed: int = 0
     cacheDir: Optional[str] = Field(None, description="Cache for materialized embedded models.")
+    prune: list[str] = Field(
+        default_factory=list,
+        description="Artifact folders of expired cycles to delete before the stage runs; only folders inside this evolution's own folder "
+        "and outside the running cycle's are deleted (the operator sets it on a cycle's first stage, spec.retention.checkpoints).",
+    )
 
 
 class InitializeConfig(StageBase):

@@ -2,8 +2,10 @@
 
 ::
 
+    <root>/.seas-run.lock                 held by the one ``seas run`` using the folder (local runs)
     <root>/r<round>/<stage>/config.json   the stage config (local runs)
                             result.json   the stage result
+                            inputs.json   the fingerprint of what the result was made from (local runs)
                             stage.log     the stage's log (local runs)
                             ...           the stage's artifacts (records, pairs, model/)
 
@@ -19,6 +21,8 @@ from .contract import StageKey
 CONFIG_FILE = "config.json"
 RESULT_FILE = "result.json"
 LOG_FILE = "stage.log"
+INPUTS_FILE = "inputs.json"
+LOCK_FILE = ".seas-run.lock"
 
 
 def stage_dir(root: str, key: StageKey) -> str:

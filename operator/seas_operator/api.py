@@ -85,8 +85,27 @@ class ResourcesSpec(Section):
     gpus: int = Field(1, ge=0, le=64, description="GPUs per stage pod (nvidia.com/gpu).")
     cpu: str = Field("4", description="CPU request.")
     memory: str = Field("32Gi", description="Memory request and limit.")
+    ephemeralStorage: str = Field("20Gi", description="Node-local disk request and limit (logs, temp files); the pod is evicted beyond it instead of filling the node.")
+    shmSize: str = Field("8Gi", description="Size limit of the memory-backed /dev/shm of GPU pods (vLLM, NCCL); it counts against the memory limit.")
     nodeSelector: dict[str, str] = Field(default_factory=dict, description="Node selector for stage pods.")
     tolerations: list[TolerationSpec] = Field(default_factory=list, description="Tolerations for stage pods.")
+
+
+class RetentionSpec(Section):
+    """How many cycles of children and artifacts the operator keeps; older ones are deleted (the current cycle always stays)."""
+
+    # At most 100: child names fold the cycle modulo names.CYCLE_LABELS (999 labels), so a kept child must be long gone
+    # before its name comes round again.
+    children: int = Field(
+        2, ge=1, le=100,
+        description="Cycles whose stage children (Jobs, PyTorchJobs, TrainJobs, with their pods and logs) are kept, the current one included; "
+        "the operator deletes those of older cycles.",
+    )
+    checkpoints: int = Field(
+        2, ge=1, le=100,
+        description="Cycles whose artifact folders (records, pairs, checkpoints) are kept on the volume, the current one included; "
+        "the first stage of a new cycle deletes older ones, except a folder holding the promoted model or the cycle's start model.",
+    )
 
 
 class SafetyEvolutionSpec(Section):
@@ -113,6 +132,7 @@ class SafetyEvolutionSpec(Section):
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec, description="Stage pod resources.")
     activeDeadlineSeconds: int = Field(6 * 3600, ge=60, description="Deadline of each stage's child (the operator enforces it for every kind).")
     timeouts: TimeoutsSpec = Field(default_factory=TimeoutsSpec, description="When the operator fails a stuck attempt.")
+    retention: RetentionSpec = Field(default_factory=RetentionSpec, description="How many cycles of children and artifacts are kept.")
 
     @model_validator(mode="after")
     def _workers_need_a_distributed_backend(self) -> "SafetyEvolutionSpec":
@@ -181,11 +201,11 @@ class SafetyEvolution(BaseModel):
         # Checked for the largest cycle, round, attempt and worker the spec allows, so no child name fails later.
         training = self.spec.training
         pytorchjob = training.backend in (None, "pytorchjob")
-        for name in longest_names(self.metadata.name, self.spec.rounds, self.spec.retries, training.workers, pytorchjob):
+        for name in longest_names(self.metadata.name, self.spec.rounds, training.workers, pytorchjob):
             if len(name) > MAX_LABEL:
                 raise ValueError(
-                    f"metadata.name {self.metadata.name!r} is too long for spec.rounds={self.spec.rounds}, spec.retries={self.spec.retries} "
-                    f"and spec.training.workers={training.workers}: a child would be named {name!r} ({len(name)} > {MAX_LABEL} characters); "
+                    f"metadata.name {self.metadata.name!r} is too long for spec.rounds={self.spec.rounds} "
+                    f"and spec.training.workers={training.workers}: a child could be named {name!r} ({len(name)} > {MAX_LABEL} characters); "
                     "shorten the name or lower those"
                 )
         return self

@@ -35,7 +35,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from seas_runtime.contract import TRAIN_STAGES, Stage, StageConfig, StageKey, dump_stage_config
+from seas_runtime.contract import TRAIN_STAGES, USER_ERROR_EXIT_CODES, Stage, StageConfig, StageKey, dump_stage_config
 from seas_runtime.layout import cluster_cache
 
 from .api import API_VERSION, KIND, SafetyEvolutionSpec
@@ -172,10 +172,11 @@ def _resources(spec: SafetyEvolutionSpec, stage: Stage) -> dict[str, Any]:
         return {"requests": {"cpu": PAIRS_CPU, "memory": PAIRS_MEMORY}, "limits": {"memory": PAIRS_MEMORY}}
     cpu = _check_quantity("spec.resources.cpu", spec.resources.cpu)
     memory = _check_quantity("spec.resources.memory", spec.resources.memory)
-    limits: dict[str, str] = {"memory": memory}
+    disk = _check_quantity("spec.resources.ephemeralStorage", spec.resources.ephemeralStorage)
+    limits: dict[str, str] = {"memory": memory, "ephemeral-storage": disk}
     if spec.resources.gpus > 0:
         limits[GPU_RESOURCE] = str(spec.resources.gpus)
-    return {"requests": {"cpu": cpu, "memory": memory}, "limits": limits}
+    return {"requests": {"cpu": cpu, "memory": memory, "ephemeral-storage": disk}, "limits": limits}
 
 
 def _uses_gpu(spec: SafetyEvolutionSpec, stage: Stage) -> bool:
@@ -199,11 +200,13 @@ def _container_security_context() -> dict[str, Any]:
     return {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
 
 
-def _volumes(pvc: str, gpu: bool) -> list[dict[str, Any]]:
+def _volumes(spec: SafetyEvolutionSpec, pvc: str, gpu: bool) -> list[dict[str, Any]]:
     volumes: list[dict[str, Any]] = [{"name": ARTIFACTS_VOLUME, "persistentVolumeClaim": {"claimName": pvc}}]
     if gpu:
-        # vLLM and NCCL need more shared memory than the container runtime's 64 MiB /dev/shm.
-        volumes.append({"name": SHM_VOLUME, "emptyDir": {"medium": "Memory"}})
+        # vLLM and NCCL need more shared memory than the container runtime's 64 MiB /dev/shm; the limit
+        # keeps a runaway writer from taking the node's memory (it counts against the pod's memory limit).
+        size = _check_quantity("spec.resources.shmSize", spec.resources.shmSize)
+        volumes.append({"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": size}})
     return volumes
 
 
@@ -251,7 +254,7 @@ def _pod_template(labels: dict[str, str], container: dict[str, Any], spec: Safet
         "enableServiceLinks": False,
         "securityContext": _pod_security_context(),
         "containers": [container],
-        "volumes": _volumes(pvc, _uses_gpu(spec, stage)),
+        "volumes": _volumes(spec, pvc, _uses_gpu(spec, stage)),
         **_scheduling(spec),
     }
     return {"metadata": {"labels": dict(labels)}, "spec": pod}
@@ -269,6 +272,19 @@ def _check_name(name: str, kind: ChildKind, spec: SafetyEvolutionSpec) -> None:
             raise ValueError(f"PyTorchJob name {name!r} is too long: its replica Service {longest!r} exceeds 63 characters")
 
 
+def pod_failure_policy() -> dict[str, Any]:
+    """A node drain or preemption (``DisruptionTarget``) costs no retry; a user error (exit 2 bad config, 3 bad data
+    or an unloadable model, see ``seas_runtime.cli``) fails the Job at once instead of being retried on GPUs."""
+    return {
+        "rules": [
+            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+            # Kubernetes 1.27's schema requires onPodConditions on every rule; empty means "by exit code only".
+            {"action": "FailJob", "onExitCodes": {"containerName": JOB.container, "operator": "In", "values": sorted(USER_ERROR_EXIT_CODES)},
+             "onPodConditions": []},
+        ]
+    }
+
+
 def _job(meta: dict[str, Any], template: dict[str, Any], spec: SafetyEvolutionSpec) -> dict[str, Any]:
     return {
         "apiVersion": JOB.api_version,
@@ -278,6 +294,7 @@ def _job(meta: dict[str, Any], template: dict[str, Any], spec: SafetyEvolutionSp
             # The operator retries with a new child name; a pod failure must surface once.
             "backoffLimit": 0,
             "activeDeadlineSeconds": spec.activeDeadlineSeconds,
+            "podFailurePolicy": pod_failure_policy(),
             # No ttlSecondsAfterFinished: the operator reads the finished Job and its pod.
             "template": template,
         },
@@ -296,8 +313,9 @@ def _pytorchjob(meta: dict[str, Any], template: dict[str, Any], spec: SafetyEvol
             "runPolicy": {
                 "backoffLimit": 0,
                 "activeDeadlineSeconds": spec.activeDeadlineSeconds,
-                # Keep finished pods: their termination message carries the result.
-                "cleanPodPolicy": "None",
+                # Stop workers still running when the job ends (a failed master leaves them hanging on
+                # NCCL); finished pods stay, since their termination message carries the result.
+                "cleanPodPolicy": "Running",
             },
             "pytorchReplicaSpecs": replicas,
         },
@@ -308,7 +326,7 @@ def _trainjob(meta: dict[str, Any], labels: dict[str, str], spec: SafetyEvolutio
     gpu = _uses_gpu(spec, stage)
     override_spec: dict[str, Any] = {
         "securityContext": _pod_security_context(),
-        "volumes": _volumes(pvc, gpu),
+        "volumes": _volumes(spec, pvc, gpu),
         "containers": [{"name": TRAINJOB.container, "volumeMounts": _volume_mounts(spec, gpu), "securityContext": _container_security_context()}],
         **_scheduling(spec),
     }

@@ -165,6 +165,52 @@ def pod_failure_reason(pod: Mapping[str, Any], container: str) -> str:
     return ""
 
 
+# Why a pod that has not started never will without someone acting: a bad image, a missing Secret or
+# ConfigMap, a request no node can meet. ContainerCreating and PodInitializing are normal waits.
+STUCK_REASONS = frozenset({
+    "ImagePullBackOff", "ErrImagePull", "InvalidImageName", "ErrImageNeverPull",
+    "CreateContainerConfigError", "CreateContainerError", "Unschedulable",
+})
+
+
+def stuck_reason(pod: Mapping[str, Any], container: str) -> str:
+    """Why a pod that has not started cannot start ("" when it is starting normally, running or finished)."""
+    if (pod.get("status") or {}).get("phase") not in (None, "Pending"):
+        return ""
+    reason = pod_failure_reason(pod, container)
+    return reason if reason.split(":")[0].strip() in STUCK_REASONS else ""
+
+
+def disrupted(pod: Mapping[str, Any]) -> bool:
+    """Whether the pod ended because the cluster took it away (eviction, preemption, a node drain), not by its own fault."""
+    status = pod.get("status") or {}
+    if status.get("reason") in ("Evicted", "Preempting", "Terminated", "NodeShutdown"):
+        return True
+    return any(c.get("type") == "DisruptionTarget" and str(c.get("status")) == "True" for c in status.get("conditions") or [] if isinstance(c, Mapping))
+
+
+def exit_code(pod: Mapping[str, Any], container: str) -> Optional[int]:
+    """The stage container's exit code, once it terminated."""
+    status = _result_status(pod, container)
+    terminated = _terminated(status) if status is not None else None
+    if not terminated or terminated.get("exitCode") is None:
+        return None
+    return _int(terminated.get("exitCode"), -1)
+
+
+def controller_ref(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The object's controlling ownerReference ({} when it has none)."""
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if isinstance(ref, Mapping) and ref.get("controller") is True:
+            return ref
+    return {}
+
+
+def controller_uid(obj: Mapping[str, Any]) -> str:
+    """The uid of the object's controlling owner ("" when it has none): only that owner's children and results are trusted."""
+    return str(controller_ref(obj).get("uid") or "")
+
+
 def pod_labels(pod: Mapping[str, Any]) -> Mapping[str, str]:
     return (pod.get("metadata") or {}).get("labels") or {}
 
@@ -178,6 +224,6 @@ def result_pod(pods: Iterable[Mapping[str, Any]], is_leader: Callable[[Mapping[s
 
 
 __all__ = [
-    "ChildPhase", "ChildState", "job_state", "pod_failure_reason", "pod_labels",
-    "pytorchjob_state", "result_pod", "termination_message", "trainjob_state",
+    "ChildPhase", "ChildState", "STUCK_REASONS", "controller_ref", "controller_uid", "disrupted", "exit_code", "job_state",
+    "pod_failure_reason", "pod_labels", "pytorchjob_state", "result_pod", "stuck_reason", "termination_message", "trainjob_state",
 ]

@@ -7,7 +7,8 @@
     seas crd                       print the CustomResourceDefinition
     seas operator [...]            run the Kubernetes operator
 
-Exit codes: 0 success, 1 a stage failed, 2 bad input (one message per problem).
+Exit codes: 0 success, 1 a stage failed, 2 bad input (one message per problem)
+or an output folder another ``seas run`` is using.
 """
 
 from __future__ import annotations
@@ -48,37 +49,46 @@ def cmd_run(args: argparse.Namespace) -> int:
     evolution = _load(args.file)
     if evolution is None:
         return EXIT_USAGE
-    from .local_executor import StageFailed, run_local, summarize
+    from .local_executor import OutputBusy, OutputLock, StageFailed, run_local, summarize
     from .report import rate_text, write_report
 
     out = Path(args.output or Path("runs") / evolution.metadata.name)
-    print(f"seas: running {evolution.metadata.name!r} ({evolution.spec.rounds} rounds) into {out}", file=sys.stderr)
-    done: dict = {}
-
-    def announce(key, what: str) -> None:
-        if not args.quiet:
-            print(f"seas: {key.label}: {what}", file=sys.stderr)
-
-    code = 0
+    lock = OutputLock(out)
     try:
-        done = run_local(evolution, out, show_progress=not args.quiet and sys.stderr.isatty(), on_stage=announce)
-    except StageFailed as exc:
-        print(f"seas: {exc}", file=sys.stderr)
-        print("seas: fix the cause and run the same command again; finished stages are kept.", file=sys.stderr)
-        code = EXIT_FAILED
-        done = exc.done
-    except KeyboardInterrupt:
-        print("\nseas: interrupted; run the same command again to resume.", file=sys.stderr)
-        return 130
-    report = summarize(evolution, done)
-    if report.rounds:
-        write_report(report, out)
-        print(f"seas: report in {out / 'report.md'}, {out / 'report.json'} and {out / 'asr.png'}", file=sys.stderr)
-        for r in report.rounds:
-            print(f"round {r.round}: direct ASR {rate_text(r.directASR)}, adversarial ASR {rate_text(r.adversarialASR)}, "
-                  f"contrast refusal {rate_text(r.contrastRefusalRate)}, benign refusal {rate_text(r.benignRefusalRate)}, "
-                  f"QA accuracy {rate_text(r.qaAccuracy)}" + (" (regressed)" if r.regressed else ""))
-    return code
+        lock.acquire()  # held through the report too, so two runs never interleave their writes
+    except OutputBusy as busy:
+        print(f"seas: {busy}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        print(f"seas: running {evolution.metadata.name!r} ({evolution.spec.rounds} rounds) into {out}", file=sys.stderr)
+        done: dict = {}
+
+        def announce(key, what: str) -> None:
+            if not args.quiet:
+                print(f"seas: {key.label}: {what}", file=sys.stderr)
+
+        code = 0
+        try:
+            done = run_local(evolution, out, show_progress=not args.quiet and sys.stderr.isatty(), on_stage=announce, lock=False)
+        except StageFailed as exc:
+            print(f"seas: {exc}", file=sys.stderr)
+            print("seas: fix the cause and run the same command again; finished stages are kept.", file=sys.stderr)
+            code = EXIT_FAILED
+            done = exc.done
+        except KeyboardInterrupt:
+            print("\nseas: interrupted; run the same command again to resume.", file=sys.stderr)
+            return 130
+        report = summarize(evolution, done)
+        if report.rounds:
+            write_report(report, out)
+            print(f"seas: report in {out / 'report.md'}, {out / 'report.json'} and {out / 'asr.png'}", file=sys.stderr)
+            for r in report.rounds:
+                print(f"round {r.round}: direct ASR {rate_text(r.directASR)}, adversarial ASR {rate_text(r.adversarialASR)}, "
+                      f"contrast refusal {rate_text(r.contrastRefusalRate)}, benign refusal {rate_text(r.benignRefusalRate)}, "
+                      f"QA accuracy {rate_text(r.qaAccuracy)}" + (" (regressed)" if r.regressed else ""))
+        return code
+    finally:
+        lock.release()
 
 
 def judge_eval(argv: Sequence[str]) -> int:
@@ -119,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     scope.add_argument("--all-namespaces", "-A", action="store_true", help="watch every namespace")
     op.add_argument("--metrics-port", type=int, default=8080)
     op.add_argument("--health-port", type=int, default=8081)
+    op.add_argument("--no-leader-election", action="store_true",
+                    help="act at once without taking the leader-election Lease (one process only, for development)")
     op.set_defaults(func=cmd_operator)
     return parser
 

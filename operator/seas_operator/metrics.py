@@ -187,7 +187,11 @@ class OperatorMetrics:
         # The operator's own work (not derived from status: they restart from zero with the process).
         self.reconciles = Counter("seas_operator_reconciles", "Reconciles the operator has run.", registry=self.registry)
         self.api_calls = Counter(
-            "seas_operator_api_calls", "Kubernetes API calls made by the reconciler (kopf's watches, patches and events excluded).", registry=self.registry
+            "seas_operator_api_calls", "Kubernetes API calls made by the reconciler (kopf's watches excluded).", registry=self.registry
+        )
+        self.api_errors = Counter(
+            "seas_operator_api_errors", "Reconciles that failed on a Kubernetes API call, by reason (APIUnavailable is transient).",
+            ["reason"], registry=self.registry,
         )
 
     def serve(self, port: int) -> None:

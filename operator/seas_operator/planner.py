@@ -12,6 +12,7 @@ which round's target is promoted.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Mapping, Optional, TypeVar
 
 from seas_runtime.contract import InitializeResult, Stage, StageKey, StageResult, TrainResult
@@ -19,31 +20,39 @@ from seas_runtime.settings import ModelRef
 
 from .api import SafetyEvolutionSpec
 
-Done = Mapping[StageKey, StageResult]  # the results of the stages that finished
+# The stages that finished, with their results; None where the operator compacted an old round's result away
+# (status.compact_stages): finished for planning, but nothing reads it (rounds_in_use keeps what is read).
+Done = Mapping[StageKey, Optional[StageResult]]
 R = TypeVar("R", bound=StageResult)
 
 
 def stage_graph(spec: SafetyEvolutionSpec) -> list[tuple[StageKey, tuple[StageKey, ...]]]:
     """Every stage of a cycle with the stages it waits for, in execution order."""
+    return list(_graph(spec.rounds, spec.initialization.enabled, spec.training.trainRedTeam))
+
+
+@lru_cache(maxsize=64)
+def _graph(rounds: int, initialize: bool, train_redteam: bool) -> tuple[tuple[StageKey, tuple[StageKey, ...]], ...]:
+    # Cached: every reconcile asks for the graph several times, and a 100-round graph has some 500 stages.
     graph: list[tuple[StageKey, tuple[StageKey, ...]]] = []
     baseline_deps: tuple[StageKey, ...] = ()
-    if spec.initialization.enabled:
+    if initialize:
         init = StageKey(0, Stage.INITIALIZE)
         graph.append((init, ()))
         baseline_deps = (init,)
     previous = StageKey(0, Stage.EVALUATE)
     graph.append((previous, baseline_deps))
-    for r in range(1, spec.rounds + 1):
+    for r in range(1, rounds + 1):
         attack, pairs = StageKey(r, Stage.ATTACK), StageKey(r, Stage.PAIRS)
         trains = [StageKey(r, Stage.TRAIN_TARGET)]
-        if spec.training.trainRedTeam:
+        if train_redteam:
             trains.append(StageKey(r, Stage.TRAIN_REDTEAM))
         evaluate = StageKey(r, Stage.EVALUATE)
         graph += [(attack, (previous,)), (pairs, (attack,))]
         graph += [(t, (pairs,)) for t in trains]
         graph.append((evaluate, tuple(trains)))
         previous = evaluate
-    return graph
+    return tuple(graph)
 
 
 def next_stages(spec: SafetyEvolutionSpec, done: Done, running: frozenset[StageKey] | set[StageKey] = frozenset()) -> list[StageKey]:
@@ -62,8 +71,14 @@ def current_stage(spec: SafetyEvolutionSpec, done: Done) -> Optional[StageKey]:
 
 
 def result_of(done: Done, key: StageKey, kind: type[R], required: bool = False) -> Optional[R]:
-    """The result of stage ``key`` when it finished, checked to be a ``kind``; None when it has not (KeyError if ``required``)."""
+    """The result of stage ``key`` when it finished, checked to be a ``kind``; None when it has not (KeyError if ``required``).
+
+    Raises KeyError for a finished stage whose result was compacted away: reading it is a bug of :func:`rounds_in_use`,
+    and guessing (e.g. falling back to an older red team) would be silently wrong.
+    """
     result = done.get(key)
+    if result is None and key in done:
+        raise KeyError(f"{key.label} finished but its result was compacted away")
     if result is None:
         if required:
             raise KeyError(f"{key.label} has no result yet")
@@ -90,3 +105,17 @@ def redteam_model(spec: SafetyEvolutionSpec, done: Done, round_: int) -> ModelRe
     if trained is None:
         return redteam_model(spec, done, round_ - 1)
     return spec.redTeam.model_copy(update={"model": trained.model})
+
+
+def rounds_in_use(spec: SafetyEvolutionSpec, done: Done) -> frozenset[int]:
+    """The rounds whose results the stages still to run read (see ``stage_configs``); the others may be compacted.
+
+    Round 0 (every evaluation pairs with its records; the initialized red team), every unfinished round, the
+    latest finished round (its models start the next round, its evaluation records pair with the next one's)
+    and the latest round that trained the red team (rounds that do not train it keep its model).
+    """
+    graph = [key for key, _ in stage_graph(spec)]
+    unfinished = {key.round for key in graph if key not in done}
+    finished = {key.round for key in graph} - unfinished
+    redteam = [key.round for key in done if key.stage == Stage.TRAIN_REDTEAM]
+    return frozenset({0} | unfinished | {max(finished, default=0)} | {max(redteam, default=0)})

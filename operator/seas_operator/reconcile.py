@@ -18,12 +18,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, NamedTuple, Optional
+from functools import partial
+from typing import Any, NamedTuple, Optional, Sequence
 
 from croniter import croniter
 from pydantic import ValidationError
 
-from seas_runtime.contract import Stage, StageKey, StageResult, parse_stage_result
+from seas_runtime.contract import USER_ERROR_EXIT_CODES, Stage, StageKey, StageResult, parse_stage_result
 from seas_runtime.layout import cluster_cache, cluster_root
 from seas_runtime.problems import validation_problems
 from seas_runtime.stats import Rate
@@ -32,10 +33,11 @@ from .api import API_VERSION, KIND, SafetyEvolution, SafetyEvolutionSpec
 from .builders import Owner, StageObject, build_stage_object, training_backend
 from .children import ChildPhase
 from .conditions import format_time, parse_time, set_condition
-from .kinds import kind_named
-from .names import child_name
-from .planner import Done, current_stage, is_complete, next_stages, stage_graph
-from .rounds import promoted_model, round_summaries
+from .kinds import CHILD_KINDS, LABEL_CYCLE, kind_named
+from .names import MAX_ATTEMPTS, child_name
+from .planner import Done, current_stage, is_complete, next_stages, rounds_in_use, stage_graph
+from .retention import children_to_prune, cycle_roots_to_prune, pruned_message
+from .rounds import promoted_model, round_summaries, trim_breakdowns
 from .settings import OperatorSettings
 from .stage_configs import build_stage_config
 from .status import (
@@ -48,6 +50,7 @@ from .status import (
     RoundStatus,
     StageEntry,
     StageState,
+    compact_stages,
     parse_status,
 )
 
@@ -71,6 +74,7 @@ class Observed:
     pod_reasons: dict[str, str] = field(default_factory=dict)  # child name -> why its pod failed
     exit_codes: dict[str, int] = field(default_factory=dict)  # child name -> the stage container's exit code
     stuck: dict[str, str] = field(default_factory=dict)  # running child -> why its pod cannot start (ImagePullBackOff, ...)
+    disrupted: set[str] = field(default_factory=set)  # failed children whose pod the cluster took away (eviction, drain)
 
 
 @dataclass
@@ -110,15 +114,18 @@ def _in_state(stages: dict[str, StageEntry], *states: StageState) -> list[str]:
     return [label for label, entry in stages.items() if entry.state in states]
 
 
-def invalid_spec_status(status: EvolutionStatus, generation: int, problems: list[str], now: str, reason: str = "InvalidSpec") -> EvolutionStatus:
-    """Status for a spec that cannot be acted on: Degraded with every problem in the message."""
-    message = "invalid spec: " + "; ".join(problems)
+def degraded_status(status: EvolutionStatus, generation: int, reason: str, message: str, now: str) -> EvolutionStatus:
+    """Status for an evolution that cannot be acted on now: Degraded (and not Ready) with ``reason`` and ``message``.
+
+    Only ``InvalidSpec`` asks the user to edit the spec; any other reason (a bug, the API failing) is retried by the operator.
+    """
+    next_step = "fix the spec to continue" if reason == "InvalidSpec" else "the operator retries"
     conditions = set_condition(status.conditions, ConditionType.DEGRADED, True, reason, message, now, generation)
     conditions = set_condition(conditions, ConditionType.READY, False, reason, message, now, generation)
-    conditions = set_condition(conditions, ConditionType.PROGRESSING, False, reason, "fix the spec to continue", now, generation)
+    conditions = set_condition(conditions, ConditionType.PROGRESSING, False, reason, next_step, now, generation)
     return status.model_copy(update=dict(
-        observedGeneration=generation, phase=Phase.FAILED if not status.stages else (status.phase or Phase.FAILED),
-        message=message[:1024], conditions=conditions,
+        observedGeneration=generation, message=message[:1024], conditions=conditions,
+        phase=(Phase.FAILED if reason == "InvalidSpec" else Phase.DEGRADED) if not status.stages else (status.phase or Phase.DEGRADED),
     ))
 
 
@@ -138,6 +145,9 @@ def retry_after_edit(stages: dict[str, StageEntry], edited: bool, ctx: Context) 
     stages = dict(stages)
     events = []
     for label in exhausted:
+        if stages[label].attempts >= MAX_ATTEMPTS:
+            events.append(Event("Warning", "StageFailed", f"{label} used all {MAX_ATTEMPTS} attempts of this cycle; it is not retried"))
+            continue
         stages[label] = stages[label].model_copy(update=dict(state=StageState.WAITING, failures=0, retryAt=ctx.now_s))
         events.append(Event("Normal", "StageRetrying", f"{label}: retrying after the spec changed (generation {ctx.generation})"))
     for label in waiting:
@@ -147,10 +157,9 @@ def retry_after_edit(stages: dict[str, StageEntry], edited: bool, ctx: Context) 
 
 # --- phase 2 -----------------------------------------------------------------------
 
-# Exit codes of seas-runtime that mean a user mistake (bad config; bad data, a missing or gated model):
-# another attempt would fail the same way, so the stage fails at once instead of burning retries on GPUs.
-USER_ERROR_EXIT_CODES = frozenset({2, 3})
+PENDING = "Pending: "  # entry.reason of a running stage whose pod cannot start
 DEADLINE_GRACE_SECONDS = 300  # beyond spec.activeDeadlineSeconds, for the child's own deadline to act first
+MAX_DISRUPTIONS = 5  # attempts lost to the cluster before they count as failures (a node pool that keeps draining)
 
 
 def read_result(message: Optional[str], key: StageKey) -> StageResult:
@@ -173,6 +182,7 @@ class Outcome:
     result: Optional[StageResult] = None  # it succeeded
     failure: str = ""  # it failed, and why
     retryable: bool = True
+    disrupted: bool = False  # the cluster took the pod away: retried without using up spec.retries
     delete: bool = False  # the operator ends the child (stuck or past its deadline)
     stuck: str = ""  # still running, but its pod cannot start
 
@@ -190,10 +200,13 @@ def attempt_outcome(label: str, entry: StageEntry, observed: Observed, spec: Saf
             return Outcome(failure=f"MalformedResult: {str(exc)[:300]}")
     if state.phase == ChildPhase.FAILED:
         reason = (state.reason or "Failed") + (f": {state.message}" if state.message else "")
-        pod = observed.pod_reasons.get(entry.child)
+        # A Job past its deadline deletes its pending pods: the reason they never started lives on in entry.reason.
+        last_pending = entry.reason.removeprefix(PENDING) if entry.reason.startswith(PENDING) else ""
+        pod = observed.pod_reasons.get(entry.child) or last_pending
         code = observed.exit_codes.get(entry.child)
         user_error = code in USER_ERROR_EXIT_CODES or state.reason == "PodFailurePolicy"
-        return Outcome(failure=reason + (f" (pod: {pod})" if pod else ""), retryable=not user_error)
+        return Outcome(failure=reason + (f" (pod: {pod})" if pod else ""), retryable=not user_error,
+                       disrupted=entry.child in observed.disrupted and not user_error)
     running_for = (ctx.now - (parse_time(entry.startedAt) or ctx.now)).total_seconds()
     stuck = observed.stuck.get(entry.child, "")
     if stuck and running_for > spec.timeouts.startup:
@@ -226,17 +239,23 @@ def fold_children(stages: dict[str, StageEntry], observed: Observed, spec: Safet
             progressed = True
             continue
         if not outcome.failure:  # stuck, within its grace period: say so once per distinct reason
-            if entry.reason != f"Pending: {outcome.stuck}":
-                stages[label] = entry.model_copy(update=dict(reason=f"Pending: {outcome.stuck}"))
+            if entry.reason != f"{PENDING}{outcome.stuck}":
+                stages[label] = entry.model_copy(update=dict(reason=f"{PENDING}{outcome.stuck}"))
                 events.append(Event("Warning", "StagePending", f"{label}: {entry.child} cannot start: {outcome.stuck}; "
                                                                f"it fails after {spec.timeouts.startup}s"))
             continue
         if outcome.delete:
             delete.append((entry.kind, entry.child))
-        failures = entry.failures + 1
         reason = outcome.failure
+        if outcome.disrupted and entry.attempts - entry.failures <= MAX_DISRUPTIONS and entry.attempts < MAX_ATTEMPTS:
+            # A node drain or preemption is no fault of the stage (PyTorchJob and TrainJob have no podFailurePolicy).
+            stages[label] = entry.model_copy(update=dict(state=StageState.WAITING, retryAt=ctx.now_s, reason=reason[:512], finishedAt=ctx.now_s))
+            events.append(Event("Warning", "StageDisrupted", f"{label}: the cluster took {entry.child}'s pod away ({reason[:300]}); "
+                                                             "retrying at once, without using a retry"))
+            continue
+        failures = entry.failures + 1
         update: dict[str, Any] = dict(failures=failures, reason=reason[:512], finishedAt=ctx.now_s)
-        if failures <= spec.retries and outcome.retryable:
+        if failures <= spec.retries and outcome.retryable and entry.attempts < MAX_ATTEMPTS:
             retry_at = ctx.now + timedelta(seconds=_backoff(failures, ctx.settings))
             update.update(state=StageState.WAITING, retryAt=format_time(retry_at))
             events.append(Event("Warning", "StageFailed", f"{label} failed ({reason[:300]}); retry {failures}/{spec.retries} at {format_time(retry_at)}"))
@@ -246,6 +265,22 @@ def fold_children(stages: dict[str, StageEntry], observed: Observed, spec: Safet
             events.append(Event("Warning", "StageFailed", f"{label} failed ({why}), giving up: {reason[:300]}"))
         stages[label] = entry.model_copy(update=update)
     return stages, events, progressed, delete
+
+
+def unreferenced_running(children: dict[str, dict[str, Any]], stages: dict[str, StageEntry], cycle: int) -> list[tuple[str, str]]:
+    """(kind, name) of this cycle's children still running that no running stage refers to: a retry whose predecessor's
+    delete was lost, a stage failed by the operator. Ending them is repeated every reconcile until it takes (children of
+    earlier cycles are retention's)."""
+    referenced = {e.child for e in stages.values() if e.state == StageState.RUNNING}
+    out = []
+    for name, child in sorted(children.items()):
+        kind = child.get("kind", "")
+        meta = child.get("metadata") or {}
+        if name in referenced or meta.get("deletionTimestamp") or kind not in CHILD_KINDS or (meta.get("labels") or {}).get(LABEL_CYCLE) != str(cycle):
+            continue
+        if not kind_named(kind).read_state(child).finished:
+            out.append((kind, name))
+    return out
 
 
 # --- phase 3 -----------------------------------------------------------------------
@@ -279,19 +314,26 @@ class Launched:
     progressed: bool = False
 
 
-def launch_due(spec: SafetyEvolutionSpec, stages: dict[str, StageEntry], done: Done, observed: Observed, cycle: int, start_model: str, ctx: Context) -> Launched:
+def launch_due(spec: SafetyEvolutionSpec, stages: dict[str, StageEntry], done: Done, observed: Observed, cycle: int, start_model: str, ctx: Context,
+               prune: Sequence[str] = ()) -> Launched:
     """Children for due retries (named by attempt), for children that vanished, and for the planner's next stages.
 
     A child that already exists under its deterministic name is adopted, not created again. Raises ValueError
-    when the spec asks for a child that cannot be built (the shell reports it).
+    when the spec asks for a child that cannot be built (the shell reports it). The cycle's first stage carries
+    ``prune``, the artifact folders of expired cycles it deletes before it runs (every attempt: deleting is idempotent).
     """
     out = Launched(stages=dict(stages))
     owner = Owner(name=ctx.name, namespace=ctx.namespace, uid=ctx.uid)
     root = cluster_root(spec.storage.mountPath, ctx.namespace, ctx.name, cycle)
     backend = training_backend(spec, ctx.settings.backend)
+    first = stage_graph(spec)[0][0]
 
     def launch(key: StageKey, name: str, note: str, new_attempt: bool = True) -> None:
-        config = build_stage_config(ctx.name, spec, key, done, root, cache_dir=cluster_cache(spec.storage.mountPath), start_model=start_model)
+        pruning = list(prune) if key == first else []
+        config = build_stage_config(ctx.name, spec, key, done, root, cache_dir=cluster_cache(spec.storage.mountPath), start_model=start_model,
+                                    prune=pruning)
+        if pruning:
+            note += f"; it first deletes the artifacts of {len(pruning)} expired cycle{'s' if len(pruning) != 1 else ''}"
         try:
             obj = build_stage_object(owner, spec, key, config, name=name, image=spec.image or ctx.settings.image,
                                      pvc=spec.storage.pvc or ctx.settings.pvc, backend=backend, cycle=cycle)
@@ -340,7 +382,7 @@ def compute_conditions(
     failed = _in_state(stages, StageState.FAILED)
     if failed:
         entry = stages[failed[0]]
-        message = f"stage {failed[0]} failed {entry.failures} times: {entry.reason}"
+        message = f"stage {failed[0]} failed {'once' if entry.failures == 1 else f'{entry.failures} times'}: {entry.reason}"
         conditions = set_condition(conditions, ConditionType.DEGRADED, True, "StageFailed", message, now, g)
     else:
         conditions = set_condition(conditions, ConditionType.DEGRADED, False, "AsExpected", "", now, g)
@@ -399,7 +441,7 @@ def decide(body: dict[str, Any], observed: Observed, now: datetime, settings: Op
     try:
         return _decide(body, observed, now, settings)
     except SpecProblem as exc:
-        return _degraded(body, [str(exc)], now, generation, "InvalidSpec")
+        return _degraded(body, [f"invalid spec: {exc}"], now, generation, "InvalidSpec")
     except Exception as exc:  # a bug: report it on the object rather than crash-loop
         return _degraded(body, [f"reconcile error: {type(exc).__name__}: {exc}"], now, generation, "ReconcileError")
 
@@ -413,7 +455,7 @@ def _degraded(body: dict[str, Any], problems: list[str], now: datetime, generati
         status = parse_status(body.get("status"))
     except ValidationError:
         status = EvolutionStatus()
-    degraded = invalid_spec_status(status, generation, problems, format_time(now), reason=reason)
+    degraded = degraded_status(status, generation, reason, "; ".join(problems), format_time(now))
     return Decision(degraded, events=[] if status.message == degraded.message else [Event("Warning", reason, degraded.message or "")])
 
 
@@ -425,7 +467,7 @@ def _decide(body: dict[str, Any], observed: Observed, now: datetime, settings: O
     try:
         current = SafetyEvolution.model_validate({"apiVersion": API_VERSION, "kind": KIND, "metadata": meta, "spec": body.get("spec")})
     except ValidationError as exc:
-        invalid = invalid_spec_status(status, ctx.generation, validation_problems(exc), ctx.now_s)
+        invalid = degraded_status(status, ctx.generation, "InvalidSpec", "invalid spec: " + "; ".join(validation_problems(exc)), ctx.now_s)
         # One Event per distinct problem, not per reconcile.
         events = [] if status.message == invalid.message else [Event("Warning", "InvalidSpec", invalid.message or "")]
         return Decision(invalid, events=events)
@@ -445,20 +487,41 @@ def _decide(body: dict[str, Any], observed: Observed, now: datetime, settings: O
     stages, folded, progressed, delete = fold_children(stages, observed, spec, ctx)
     events += folded
     status = status.model_copy(update=dict(stages=stages))
-    spec, applied, done, applied_events = apply_spec_at_boundary(spec, edited, current.spec, stages, status.done(), ctx)
+    finished = status.done()
+    spec, applied, done, applied_events = apply_spec_at_boundary(spec, edited, current.spec, stages, finished, ctx)
     events += applied_events
+
+    # Retention is no input of a round, so an edit of it applies at once. The promoted model and the start model
+    # are never pruned, nor the child that trained them.
+    retention = current.spec.retention
+    cycle_root = partial(cluster_root, spec.storage.mountPath, ctx.namespace, ctx.name)
+    protected = [p for p in (status.promotedModel, start_model) if p]
+    expired = [c for c in children_to_prune(observed.children, status.cycle, retention.children, cycle_root, protected) if c not in delete]
+    if expired:
+        delete += expired
+        events.append(Event("Normal", "Pruned", pruned_message(observed.children, expired, retention.children)))
+    prune_roots = cycle_roots_to_prune(status.cycle, retention.checkpoints, cycle_root, protected,
+                                       released=[h.promotedModel for h in status.history if h.promotedModel])
     active_generation = ctx.generation if (applied or not edited) else status.activeGeneration
 
     suspended = spec.suspend or current.spec.suspend
     create: list[StageObject] = []
     retry_wait: list[float] = []
     if not suspended and not _in_state(stages, StageState.FAILED):
-        launched = launch_due(spec, stages, done, observed, status.cycle, start_model, ctx)
+        launched = launch_due(spec, stages, done, observed, status.cycle, start_model, ctx, prune=prune_roots)
         stages, create, retry_wait = launched.stages, launched.create, launched.retry_wait
         events += launched.events
         progressed = progressed or launched.progressed
+    orphans = [c for c in unreferenced_running(observed.children, stages, status.cycle) if c not in delete]
+    if orphans:
+        delete += orphans
+        events.append(Event("Normal", "ChildEnded", "ended " + ", ".join(f"{kind} {name}" for kind, name in orphans)
+                            + ": no stage waits on them any more"))
 
-    summaries = round_summaries(spec, done)
+    # Old rounds keep their figures in rounds[] but drop their stage results, so the status stays far below
+    # etcd's object limit whatever spec.rounds is; a compacted round's summary is carried over from the last status.
+    summaries = round_summaries(spec, done, status.rounds)
+    stages = compact_stages(stages, rounds_in_use(spec, finished))
     promoted = promoted_model(summaries, start_model)
     complete = is_complete(spec, done)
     failed = bool(_in_state(stages, StageState.FAILED))
@@ -469,7 +532,7 @@ def _decide(body: dict[str, Any], observed: Observed, now: datetime, settings: O
         startModel=start_model, stages=stages, round=stage_now.round if stage_now else spec.rounds,
         stage=str(stage_now.stage) if stage_now else "Done",
         directASR=_rate(summaries[-1].directASR) if summaries else None, adversarialASR=_rate(summaries[-1].adversarialASR) if summaries else None,
-        promotedModel=promoted, rounds=summaries, conditions=conditions,
+        promotedModel=promoted, rounds=trim_breakdowns(summaries), conditions=conditions,
         phase=Phase.SUSPENDED if suspended else Phase.DEGRADED if failed else Phase.SUCCEEDED if complete else Phase.RUNNING,
         message=next((c.message for c in conditions if c.type == ConditionType.DEGRADED), "") if failed else "",
     ))
@@ -486,5 +549,5 @@ def _decide(body: dict[str, Any], observed: Observed, now: datetime, settings: O
 
 __all__ = [
     "Decision", "Event", "Observed", "apply_spec_at_boundary", "compute_conditions", "decide", "fold_children",
-    "invalid_spec_status", "launch_due", "read_result", "retry_after_edit", "schedule_next_cycle",
+    "degraded_status", "launch_due", "read_result", "retry_after_edit", "schedule_next_cycle", "unreferenced_running",
 ]

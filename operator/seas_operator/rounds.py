@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 from seas_runtime.contract import EvaluateResult, PairsResult, Stage, StageKey, TrainResult
 
 from .api import SafetyEvolutionSpec
 from .gates import evaluate_gates
 from .planner import Done, result_of, stage_graph
 from .status import GateResult, PairCounts, RoundStatus
+
+BREAKDOWN_ROUNDS = 2  # latest rounds whose byCategory/byStyle stay in status (round 0's always does)
 
 
 def round_summary(round_: int, evaluation: EvaluateResult, done: Done) -> RoundStatus:
@@ -40,25 +44,48 @@ def round_summary(round_: int, evaluation: EvaluateResult, done: Done) -> RoundS
         byStyle=dict(evaluation.byStyle),
         pairs=PairCounts(target=pairs.target, redteam=pairs.redteam) if pairs is not None else PairCounts(),
         judge=evaluation.judge,
-        seconds=round(sum(res.seconds or 0.0 for key, res in done.items() if key.round == round_), 1),
+        seconds=round(sum(res.seconds or 0.0 for key, res in done.items() if key.round == round_ and res is not None), 1),
         targetModel=trained.model if trained is not None else None,
         records=evaluation.records,
     )
 
 
-def round_summaries(spec: SafetyEvolutionSpec, done: Done) -> list[RoundStatus]:
-    """One entry per evaluated round, round 0 first, with gates applied to rounds >= 1."""
+def round_summaries(spec: SafetyEvolutionSpec, done: Done, previous: Sequence[RoundStatus] = ()) -> list[RoundStatus]:
+    """One entry per evaluated round, round 0 first, with gates applied to rounds >= 1.
+
+    A round whose results were compacted away (its evaluation finished, its result is None) keeps its entry
+    from ``previous`` (the status's ``rounds``), which was summarised while its results were still there.
+    """
+    earlier = {entry.round: entry for entry in previous}
     out = []
     for r in sorted({key.round for key, _ in stage_graph(spec)}):
-        evaluation = result_of(done, StageKey(r, Stage.EVALUATE), EvaluateResult)
-        if evaluation is None:
-            continue
-        summary = round_summary(r, evaluation, done)
+        key = StageKey(r, Stage.EVALUATE)
+        if key in done and done[key] is None:
+            if r not in earlier:
+                continue  # no entry to carry over (status.rounds was edited or lost): its figures are gone
+            summary = earlier[r]
+        else:
+            evaluation = result_of(done, key, EvaluateResult)
+            if evaluation is None:
+                continue
+            summary = round_summary(r, evaluation, done)
         if r > 0:
             outcome = evaluate_gates(spec.gates, summary)
             summary = summary.model_copy(update={"gate": GateResult(passed=outcome.passed, failures=outcome.failures)})
         out.append(summary)
     return out
+
+
+def trim_breakdowns(summaries: Sequence[RoundStatus], keep_latest: int = BREAKDOWN_ROUNDS) -> list[RoundStatus]:
+    """The summaries with the per-category and per-style ASR left out except for round 0 and the latest ``keep_latest`` rounds.
+
+    Those breakdowns are some 40% of a round's entry in status, and the report and the runbooks compare only
+    the first round with the latest (and the latest with the one before); every other figure stays.
+    """
+    latest = list(summaries)[-keep_latest:] if keep_latest > 0 else []
+    kept = {0} | {entry.round for entry in latest}
+    return [entry if entry.round in kept or not (entry.byCategory or entry.byStyle) else entry.model_copy(update=dict(byCategory={}, byStyle={}))
+            for entry in summaries]
 
 
 def promoted_model(summaries: list[RoundStatus], start_model: str) -> str:

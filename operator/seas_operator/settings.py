@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Mapping, Optional, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from seas_runtime.problems import validation_problems
 
@@ -24,6 +24,14 @@ ENVIRONMENT = {
     "SEAS_RETRY_BASE_SECONDS": "retry_base_seconds",
     "SEAS_RETRY_MAX_SECONDS": "retry_max_seconds",
     "SEAS_LOG_LEVEL": "log_level",
+    "SEAS_API_TIMEOUT_SECONDS": "api_timeout_seconds",
+    "SEAS_API_UNAVAILABLE_SECONDS": "api_unavailable_seconds",
+    # Leader election (two replicas, one active); POD_NAMESPACE comes from the downward API.
+    "POD_NAMESPACE": "leader_namespace",
+    "SEAS_LEADER_LEASE": "leader_lease_name",
+    "SEAS_LEADER_LEASE_SECONDS": "leader_lease_seconds",
+    "SEAS_LEADER_RENEW_SECONDS": "leader_renew_seconds",
+    "SEAS_LEADER_RETRY_SECONDS": "leader_retry_seconds",
 }
 
 
@@ -42,6 +50,14 @@ class OperatorSettings(BaseModel):
     metrics_port: int = Field(8080, ge=0, le=65535, description="Port of /metrics (0: none).")
     health_port: int = Field(8081, ge=0, le=65535, description="Port of /healthz (0: none).")
     log_level: str = Field("INFO", description="Log level.")
+    api_timeout_seconds: float = Field(30.0, gt=0, le=600, description="Longest wait for one Kubernetes API call (kopf's watches: a little over 5 minutes).")
+    api_unavailable_seconds: float = Field(300.0, ge=0, description="How long API calls must keep failing before an evolution turns Degraded (APIUnavailable).")
+    leader_namespace: str = Field("default", min_length=1, description="Namespace of the leader-election Lease (the operator's own).")
+    leader_lease_name: str = Field("seas-operator", min_length=1, description="Name of the leader-election Lease.")
+    # Lease.spec.leaseDurationSeconds is an int32 in the API, hence an int here.
+    leader_lease_seconds: int = Field(15, ge=1, description="Seconds a Lease stays valid without renewal; a standby takes over after it.")
+    leader_renew_seconds: float = Field(10.0, gt=0, description="The leader exits when it could not renew for this long.")
+    leader_retry_seconds: float = Field(2.0, gt=0, description="Seconds between renewals (leader) and acquisition attempts (standby).")
 
     @field_validator("backend")
     @classmethod
@@ -49,6 +65,15 @@ class OperatorSettings(BaseModel):
         if value not in BACKENDS:
             raise ValueError(f"unknown training backend {value!r}; known: {', '.join(BACKENDS)}")
         return value
+
+    @model_validator(mode="after")
+    def _leader_timings(self) -> "OperatorSettings":
+        # The leader must give up (renew deadline) before a standby may take over (lease duration),
+        # and must get more than one renewal attempt inside the deadline: the client-go ordering.
+        if not self.leader_retry_seconds < self.leader_renew_seconds < self.leader_lease_seconds:
+            raise ValueError(f"leader election needs retry < renew < lease seconds; got retry {self.leader_retry_seconds:g}, "
+                             f"renew {self.leader_renew_seconds:g}, lease {self.leader_lease_seconds}")
+        return self
 
 
 class SettingsError(ValueError):

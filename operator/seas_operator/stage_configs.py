@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Sequence
 
 from seas_runtime.contract import (
     AttackConfig,
@@ -31,9 +31,14 @@ def build_stage_config(
     root: str,
     cache_dir: Optional[str] = None,
     start_model: Optional[str] = None,
+    prune: Sequence[str] = (),
 ) -> StageConfig:
-    """The config for stage ``key``, given the results of the stages it depends on."""
-    base = dict(evolution=evolution, round=key.round, outputDir=stage_dir(root, key), seed=spec.seed, cacheDir=cache_dir)
+    """The config for stage ``key``, given the results of the stages it depends on.
+
+    ``prune``: artifact folders of expired cycles the stage deletes before it runs (``retention.cycle_roots_to_prune``;
+    the operator hands them to a cycle's first stage).
+    """
+    base = dict(evolution=evolution, round=key.round, outputDir=stage_dir(root, key), seed=spec.seed, cacheDir=cache_dir, prune=list(prune))
     r = key.round
     if key.stage == Stage.INITIALIZE:
         return InitializeConfig(**base, redTeam=spec.redTeam, seeds=spec.data.seeds, initialization=spec.initialization, training=spec.training)

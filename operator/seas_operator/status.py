@@ -10,7 +10,7 @@ read it.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, Optional
+from typing import Any, Collection, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -84,7 +84,9 @@ class StageEntry(_Status):
     startedAt: Optional[str] = Field(None, description="When the latest attempt started.", json_schema_extra={"format": "date-time"})
     finishedAt: Optional[str] = Field(None, description="When the latest attempt finished.", json_schema_extra={"format": "date-time"})
     retryAt: Optional[str] = Field(None, description="When the next attempt is due.", json_schema_extra={"format": "date-time"})
-    result: Optional[StageResultField] = Field(None, description="The stage's result, as its container reported it.")
+    result: Optional[StageResultField] = Field(
+        None, description="The stage's result, as its container reported it; dropped once no later stage reads it (old rounds keep their figures in rounds[])."
+    )
 
 
 class PairCounts(_Status):
@@ -189,8 +191,24 @@ class EvolutionStatus(_Status):
         return next((c for c in self.conditions if c.type == type_), None)
 
     def done(self) -> dict[StageKey, Any]:
-        """The results of the stages that succeeded, by key."""
-        return {StageKey.from_label(label): e.result for label, e in self.stages.items() if e.state == StageState.SUCCEEDED and e.result is not None}
+        """The stages that succeeded, by key, with their result: None where it was compacted away (:func:`compact_stages`).
+
+        A compacted stage is still finished for the planner; its round's figures live on in ``rounds``.
+        """
+        return {StageKey.from_label(label): e.result for label, e in self.stages.items() if e.state == StageState.SUCCEEDED}
+
+
+def compact_stages(stages: dict[str, StageEntry], keep_rounds: Collection[int]) -> dict[str, StageEntry]:
+    """The stages with the results of succeeded stages outside ``keep_rounds`` dropped; state, child, attempts and times stay.
+
+    A result is up to 4 KiB and a cycle has up to 100 rounds of five stages: kept whole they would outgrow the
+    object limit of etcd (1.5 MB). Only the rounds later stages read from (``planner.rounds_in_use``) need them.
+    """
+    out = dict(stages)
+    for label, entry in stages.items():
+        if entry.result is not None and entry.state == StageState.SUCCEEDED and StageKey.from_label(label).round not in keep_rounds:
+            out[label] = entry.model_copy(update=dict(result=None))
+    return out
 
 
 def parse_status(data: Optional[dict[str, Any]]) -> EvolutionStatus:
@@ -198,6 +216,18 @@ def parse_status(data: Optional[dict[str, Any]]) -> EvolutionStatus:
     return EvolutionStatus.model_validate({k: v for k, v in (data or {}).items() if k != "kopf"})
 
 
+def _without_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
 def dump_status(status: EvolutionStatus) -> dict[str, Any]:
-    """The status as written to the API: unset fields are left out, so a merge patch never re-sends nulls."""
-    return status.model_dump(mode="json", exclude_none=True)
+    """The status as written to the API, with no null anywhere (the free-form activeSpec and stage results included).
+
+    In a merge patch a null deletes the key, so a null written is never stored: the next reconcile would send it
+    again, and a steady state would PATCH forever. Unset and absent mean the same to every reader.
+    """
+    return _without_nulls(status.model_dump(mode="json", exclude_none=True))

@@ -22,7 +22,7 @@ import yaml
 
 from tests.helpers.helm_tools import ALL_OPTIONAL_ON, CHART, NAMESPACE, RELEASE, ROOT, HelmError, find, helm, lint, render, template
 
-from seas_operator.rbac import API_CALLS, CLUSTER_WIDE_ONLY
+from seas_operator.rbac import API_CALLS, NAMESPACED_MODE_ONLY, OWN_NAMESPACE_ONLY
 
 KUBE_VERSIONS = ("1.27.0", kubernetes_validate.latest_version())
 
@@ -73,6 +73,10 @@ def _container(objs: list[dict]) -> dict:
 
 def _env(container: dict) -> dict[str, str]:
     return {e["name"]: e.get("value") for e in container.get("env", [])}
+
+
+# Leader election: the pod's name and namespace from the downward API (value None here), the Lease's name.
+LEADER_ENV = {"POD_NAME": None, "POD_NAMESPACE": None, "SEAS_LEADER_LEASE": NAME}
 
 
 # --------------------------------------------------------------------------- helm itself
@@ -313,19 +317,23 @@ def test_deployment_defaults():
     objs = render()
     deployment = _deployment(objs)
     assert deployment["metadata"]["name"] == NAME
-    assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["strategy"]["type"] == "Recreate"
+    # Two replicas, one active (the Lease holder); a rolling update hands over through the Lease.
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
     pod = deployment["spec"]["template"]["spec"]
     container = _container(objs)
     assert container["image"] == "ghcr.io/seas-dev/seas-operator:0.1.0"
     assert container["command"] == ["seas", "operator"]
     assert container["args"] == ["--namespace", NAMESPACE, "--metrics-port", "8080", "--health-port", "8081"]
     assert _env(container) == {
+        **LEADER_ENV,
         "SEAS_RUNTIME_IMAGE": "ghcr.io/seas-dev/seas-runtime:0.1.0",
         "SEAS_DEFAULT_PVC": "seas-artifacts",
         "SEAS_DEFAULT_TRAINING_BACKEND": "pytorchjob",
         "SEAS_RECONCILE_INTERVAL": "30",
     }
+    downward = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in container["env"] if "valueFrom" in e}
+    assert downward == {"POD_NAME": "metadata.name", "POD_NAMESPACE": "metadata.namespace"}
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports == {"metrics": 8080, "health": 8081}
     for probe in ("livenessProbe", "readinessProbe"):
@@ -352,12 +360,17 @@ def test_deployment_values_flow_into_the_container():
         "runtime": {"image": {"repository": "registry.example/seas/runtime", "tag": "cu129"}},
         "storage": {"defaultPvc": "llm-artifacts"},
         "operator": {"defaultTrainingBackend": "trainjob", "reconcileInterval": 12, "metricsPort": 9090, "healthPort": 9091},
+        "replicaCount": 3,
+        "fullnameOverride": "seas-b",
     }
     objs = render(values)
+    assert _deployment(objs)["spec"]["replicas"] == 3
     container = _container(objs)
     assert container["image"] == "registry.example/seas/operator:dev"
     assert container["args"][-4:] == ["--metrics-port", "9090", "--health-port", "9091"]
     assert _env(container) == {
+        **LEADER_ENV,
+        "SEAS_LEADER_LEASE": "seas-b",  # two releases in one namespace elect separately
         "SEAS_RUNTIME_IMAGE": "registry.example/seas/runtime:cu129",
         "SEAS_DEFAULT_PVC": "llm-artifacts",
         "SEAS_DEFAULT_TRAINING_BACKEND": "trainjob",
@@ -449,6 +462,8 @@ def test_optional_parts_on():
         ({"prometheusRule": {"enabled": True, "noProgressSeconds": "1h"}}, "noProgressSeconds"),
         ({"storage": {"defaultPvc": "Not_A_Name"}}, "defaultPvc"),
         ({"watchNamespaces": ["Team A"]}, "watchNamespaces"),
+        ({"replicaCount": "two"}, "replicaCount"),
+        ({"replicaCount": -1}, "replicaCount"),
     ],
 )
 def test_values_schema_rejects_bad_values(values, message):
@@ -531,9 +546,11 @@ def test_rbac_has_no_wildcards(mode):
                 assert "*" not in rule[field], f"{role['kind']}/{role['metadata']['name']}: wildcard in {field}"
                 assert not any("*" in item for item in rule[field])
             assert "resourceNames" not in rule and "nonResourceURLs" not in rule
-            assert not {"escalate", "bind", "impersonate", "delete", "deletecollection"} & set(rule["verbs"])
-            if "update" in rule["verbs"]:  # only for blockOwnerDeletion on our own objects' finalizers
-                assert rule["resources"] == ["safetyevolutions/finalizers"], rule
+            assert not {"escalate", "bind", "impersonate", "deletecollection"} & set(rule["verbs"])
+            if "delete" in rule["verbs"]:  # the operator ends its own stage children, nothing else
+                assert rule["resources"] in (["jobs"], ["pytorchjobs"], ["trainjobs"]), rule
+            if "update" in rule["verbs"]:  # blockOwnerDeletion on our own objects' finalizers; renewing the Lease
+                assert rule["resources"] in (["safetyevolutions/finalizers"], ["leases"]), rule
 
 
 @pytest.mark.parametrize("mode", sorted(RBAC_MODES))
@@ -544,19 +561,26 @@ def test_rbac_covers_exactly_the_operator_api_calls(mode):
     cluster_grants = _grants(cluster)
     watched = [NAMESPACE, *values.get("watchNamespaces", [])]
 
-    expected_namespaced = {(g, r, v) for g, r, v, scope in API_CALLS if scope == "namespaced"}
+    # The leader-election Lease is the operator's own-namespace business: granted in the release
+    # namespace only, never in the watched namespaces nor cluster-wide.
+    expected_own = {(g, r, v) for g, r, v, scope in API_CALLS if scope == "namespaced" and (g, r) in OWN_NAMESPACE_ONLY}
+    assert expected_own == {("coordination.k8s.io", "leases", v) for v in ("get", "create", "update")}
+    expected_namespaced = {(g, r, v) for g, r, v, scope in API_CALLS if scope == "namespaced"} - expected_own
     expected_cluster = {
         (g, r, v)
         for g, r, v, scope in API_CALLS
-        if scope == "cluster" and (cluster_wide or (g, r) not in CLUSTER_WIDE_ONLY)
+        if scope == "cluster" and (not cluster_wide or (g, r) not in NAMESPACED_MODE_ONLY)
     }
 
     # Cluster-scoped calls always go through a ClusterRole.
     missing = expected_cluster - cluster_grants
     assert not missing, f"cluster-scoped calls not granted: {sorted(missing)}"
+    assert not {(g, r) for g, r, _ in cluster_grants} & OWN_NAMESPACE_ONLY, "the Lease is never granted cluster-wide"
 
     if cluster_wide:
-        assert not find(objs, "Role") and not find(objs, "RoleBinding")
+        # The only Role is the leader-election one, in the release namespace.
+        assert set(namespaced) == {NAMESPACE}
+        assert _grants(namespaced[NAMESPACE]) == expected_own
         missing = expected_namespaced - cluster_grants
         assert not missing, f"namespaced calls not granted cluster-wide: {sorted(missing)}"
         assert cluster_grants == expected_namespaced | expected_cluster, (
@@ -566,12 +590,24 @@ def test_rbac_covers_exactly_the_operator_api_calls(mode):
         assert set(namespaced) == set(watched), "a Role in each watched namespace, and only there"
         for ns in watched:
             grants = _grants(namespaced[ns])
-            missing = expected_namespaced - grants
+            expected = expected_namespaced | (expected_own if ns == NAMESPACE else set())
+            missing = expected - grants
             assert not missing, f"{ns}: namespaced calls not granted: {sorted(missing)}"
-            assert grants == expected_namespaced, f"{ns}: granted beyond API_CALLS: {sorted(grants - expected_namespaced)}"
-        # The ClusterRole is for CRD reads only: no namespaced resources and no namespaces list.
+            assert grants == expected, f"{ns}: granted beyond API_CALLS: {sorted(grants - expected)}"
+        # The ClusterRole is for cluster-scoped reads only (CRDs; namespaces, which kopf follows in this mode).
         assert cluster_grants == expected_cluster, f"namespaced mode grants cluster-wide: {sorted(cluster_grants - expected_cluster)}"
-        assert not {(g, r) for g, r, _ in cluster_grants} & CLUSTER_WIDE_ONLY
+        assert {(g, r) for g, r, _ in cluster_grants} >= NAMESPACED_MODE_ONLY
+
+
+def test_the_lease_role_is_in_the_release_namespace_in_every_mode():
+    for values in ({}, SCENARIOS["namespaced"], SCENARIOS["cluster-wide"]):
+        objs = render(values)
+        roles = [r for r in find(objs, "Role") if any(rule["resources"] == ["leases"] for rule in r["rules"])]
+        assert [(r["metadata"]["namespace"], r["metadata"]["name"]) for r in roles] == [(NAMESPACE, f"{NAME}-leader-election")]
+        assert roles[0]["rules"] == [{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "update"]}]
+        binding = next(b for b in find(objs, "RoleBinding") if b["metadata"]["name"] == f"{NAME}-leader-election")
+        assert binding["metadata"]["namespace"] == NAMESPACE
+        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": f"{NAME}-leader-election"}
 
 
 def test_api_calls_are_well_formed():

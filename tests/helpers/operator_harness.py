@@ -30,6 +30,12 @@ KINDS = {
     "TrainJob": "/apis/trainer.kubeflow.org/v1alpha1/namespaces/{ns}/trainjobs",
 }
 SEVO = "/apis/seas.dev/v1alpha1/namespaces/{ns}/safetyevolutions"
+LEASES = "/apis/coordination.k8s.io/v1/namespaces/{ns}/leases"
+# Leader election timings for operators under test (production: 15 s lease, 10 s renew deadline, 2 s
+# retry). The renew deadline is generous because on a loaded machine the emulator can stall for
+# seconds, and a leader that cannot renew exits (nothing restarts it here); a SIGKILLed operator's
+# Lease still expires soon enough for a restarted one to take over within about 22 s.
+LEADER_ENV = {"SEAS_LEADER_LEASE_SECONDS": "20", "SEAS_LEADER_RENEW_SECONDS": "15", "SEAS_LEADER_RETRY_SECONDS": "2"}
 
 
 def free_port() -> int:
@@ -53,6 +59,7 @@ class Emulator:
 
     def __init__(self, tmp: Path) -> None:
         url_file = tmp / "kmock.url"
+        self.stats_file = url_file.with_suffix(".stats")
         self.proc = subprocess.Popen([sys.executable, "-m", "tests.helpers.kube_emulator", str(url_file)], cwd=ROOT,
                                      stdout=subprocess.DEVNULL, stderr=open(tmp / "kmock.log", "w"))
         self.url = wait_for(lambda: url_file.exists() and url_file.read_text(), 30, "the emulator to start")
@@ -104,24 +111,51 @@ class Emulator:
     def events(self, namespace: str = "default") -> list[dict]:
         return self.get(f"/api/v1/namespaces/{namespace}/events").get("items", [])
 
+    def lease(self, name: str = "seas-operator", namespace: str = "default") -> Optional[dict]:
+        """The leader-election Lease; None while no operator has created it."""
+        response = self.http.get(self.url + LEASES.format(ns=namespace) + f"/{name}", timeout=30)
+        if response.status_code == 404:
+            return None
+        response.raise_for_status()
+        return response.json()
+
+    def lease_holder(self, name: str = "seas-operator", namespace: str = "default") -> str:
+        """``spec.holderIdentity`` of the Lease ("" when absent or released)."""
+        return ((self.lease(name, namespace) or {}).get("spec") or {}).get("holderIdentity") or ""
+
+    def stats(self) -> dict:
+        """The emulator's counters (requests, creates and 409 conflicts per resource), as of at most 0.5 s ago."""
+        for _ in range(20):
+            try:
+                return json.loads(self.stats_file.read_text())
+            except (OSError, ValueError):  # not written yet, or caught mid-write
+                time.sleep(0.1)
+        raise AssertionError("the emulator writes no stats")
+
     def close(self) -> None:
         self.proc.terminate()
         self.proc.wait(10)
 
 
 class OperatorProcess:
-    """``seas operator`` against the emulator; can be killed and restarted."""
+    """``seas operator`` against the emulator; can be killed and restarted.
 
-    def __init__(self, emulator: Emulator, tmp: Path, extra_env: Optional[dict] = None) -> None:
-        self.emulator, self.tmp = emulator, tmp
+    ``name`` names its log files (``<name>-<start>.log``) and is its ``POD_NAME``, so
+    several operators can share one folder and the Lease says which one leads. ``start``
+    returns once ``/metrics`` answers, which a standby does too (with no metrics).
+    """
+
+    def __init__(self, emulator: Emulator, tmp: Path, extra_env: Optional[dict] = None, name: str = "operator") -> None:
+        self.emulator, self.tmp, self.name = emulator, tmp, name
         self.metrics_port = free_port()
-        self.env = {**os.environ, "KUBECONFIG": str(emulator.kubeconfig), "SEAS_RECONCILE_INTERVAL": "1", "SEAS_RETRY_BASE_SECONDS": "1", **(extra_env or {})}
+        self.env = {**os.environ, "KUBECONFIG": str(emulator.kubeconfig), "SEAS_RECONCILE_INTERVAL": "1", "SEAS_RETRY_BASE_SECONDS": "1",
+                    "POD_NAME": name, "POD_NAMESPACE": "default", **LEADER_ENV, **(extra_env or {})}
         self.proc: Optional[subprocess.Popen] = None
         self.starts = 0
 
     def start(self) -> None:
         self.starts += 1
-        log = open(self.tmp / f"operator-{self.starts}.log", "w")
+        log = open(self.tmp / f"{self.name}-{self.starts}.log", "w")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "seas_operator.cli", "operator", "--all-namespaces", "--metrics-port", str(self.metrics_port), "--health-port", "0"],
             env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=self.tmp,
@@ -149,8 +183,12 @@ class OperatorProcess:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def leads(self) -> bool:
+        """Whether this process holds the leader-election Lease now (identity ``<POD_NAME>_<random>``)."""
+        return self.alive() and self.emulator.lease_holder().startswith(f"{self.env['POD_NAME']}_")
+
     def log(self) -> str:
-        return "\n".join(p.read_text(errors="replace")[-4000:] for p in sorted(self.tmp.glob("operator-*.log")))
+        return "\n".join(p.read_text(errors="replace")[-4000:] for p in sorted(self.tmp.glob(f"{self.name}-*.log")))
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
@@ -222,7 +260,9 @@ class JobController:
         container = self._container(child)["name"]
         self.emulator.post(f"/api/v1/namespaces/{self.namespace}/pods", {
             "apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": f"{name}-pod", "namespace": self.namespace, "labels": labels, "creationTimestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())},
+            "metadata": {"name": f"{name}-pod", "namespace": self.namespace, "labels": labels, "creationTimestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                         # The Job (or training) controller owns the pods it creates; only such pods are trusted.
+                         "ownerReferences": [{"apiVersion": child["apiVersion"], "kind": kind, "name": name, "uid": child["metadata"]["uid"], "controller": True}]},
             "status": {"phase": "Succeeded" if exit_code == 0 else "Failed", "containerStatuses": [
                 {"name": container, "state": {"terminated": {"exitCode": exit_code, "reason": reason, "message": message}}}]},
         })

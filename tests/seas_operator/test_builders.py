@@ -380,8 +380,10 @@ def test_resources_gpus_and_scheduling(case, spec, key, backend):
             assert "nvidia.com/gpu" not in resources["limits"] and "nvidia.com/gpu" not in resources["requests"]
             assert resources["requests"]["cpu"] == "1" and resources["limits"]["memory"] == resources["requests"]["memory"]
             continue
-        assert resources["requests"] == {"cpu": spec.resources.cpu, "memory": spec.resources.memory}
+        disk = spec.resources.ephemeralStorage
+        assert resources["requests"] == {"cpu": spec.resources.cpu, "memory": spec.resources.memory, "ephemeral-storage": disk}
         assert resources["limits"]["memory"] == spec.resources.memory
+        assert resources["limits"]["ephemeral-storage"] == disk
         if spec.resources.gpus:
             assert resources["limits"]["nvidia.com/gpu"] == str(spec.resources.gpus)
         else:
@@ -395,6 +397,8 @@ def test_resources_gpus_and_scheduling(case, spec, key, backend):
         assert pod.get("tolerations", []) == expected
         shm = [v for v in pod["volumes"] if v["name"] == "dshm"]
         assert bool(shm) == (key.stage in GPU_STAGES and spec.resources.gpus > 0)
+        if shm:  # a runaway writer to /dev/shm is bounded, not the node's memory
+            assert shm[0]["emptyDir"] == {"medium": "Memory", "sizeLimit": spec.resources.shmSize}
 
 
 def test_tolerations_keep_only_what_was_set():
@@ -476,6 +480,18 @@ def test_job_spec(stage: str):
     assert job["activeDeadlineSeconds"] == 7200
     assert "ttlSecondsAfterFinished" not in job
     assert job["template"]["spec"]["containers"][0]["name"] == "stage"
+    rules = job["podFailurePolicy"]["rules"]
+    # A drained node costs no retry; bad config (2) or bad data / unloadable model (3) fails at once.
+    assert rules[0] == {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}
+    assert rules[1]["action"] == "FailJob"
+    assert rules[1]["onExitCodes"] == {"containerName": "stage", "operator": "In", "values": [2, 3]}
+
+
+def test_bad_disk_or_shm_quantity_is_a_spec_error():
+    with pytest.raises(ValueError, match="spec.resources.ephemeralStorage"):
+        _build(_spec(resources__ephemeralStorage="lots"), K(1, "attack"), "job")
+    with pytest.raises(ValueError, match="spec.resources.shmSize"):
+        _build(_spec(resources__shmSize="8 GB"), K(1, "attack"), "job")
 
 
 @pytest.mark.parametrize("workers", [0, 1, 3])
@@ -493,7 +509,7 @@ def test_pytorchjob_master_and_workers(workers: int):
     for replica in replicas.values():
         assert replica["restartPolicy"] == "Never"
         assert [c["name"] for c in replica["template"]["spec"]["containers"]] == ["pytorch"]
-    assert body["runPolicy"] == {"backoffLimit": 0, "activeDeadlineSeconds": 3600, "cleanPodPolicy": "None"}
+    assert body["runPolicy"] == {"backoffLimit": 0, "activeDeadlineSeconds": 3600, "cleanPodPolicy": "Running"}
 
 
 @pytest.mark.parametrize("workers", [0, 2])

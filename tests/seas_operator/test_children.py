@@ -9,9 +9,12 @@ import pytest
 from seas_operator.children import (
     ChildPhase,
     ChildState,
+    controller_uid,
+    exit_code,
     job_state,
     pod_failure_reason,
     pytorchjob_state,
+    stuck_reason,
     termination_message,
     trainjob_state,
 )
@@ -189,3 +192,44 @@ LOG_TAIL = "2025 INFO loading model\nTraceback (most recent call last):\n  File 
 )
 def test_pod_failure_reason(body: dict, expected: str):
     assert pod_failure_reason(body, "stage") == expected
+
+
+def waiting(reason: str, message: str = "") -> dict:
+    return {"status": {"phase": "Pending", "containerStatuses": [{"name": "stage", "state": {"waiting": {"reason": reason, "message": message}}}]}}
+
+
+@pytest.mark.parametrize("pod, expected", [
+    (waiting("ImagePullBackOff", 'Back-off pulling image "ghcr.io/x:typo"'), 'ImagePullBackOff: Back-off pulling image "ghcr.io/x:typo"'),
+    (waiting("ErrImagePull"), "ErrImagePull"),
+    (waiting("InvalidImageName", "couldn't parse image"), "InvalidImageName: couldn't parse image"),
+    (waiting("CreateContainerConfigError", 'secret "hf-token" not found'), 'CreateContainerConfigError: secret "hf-token" not found'),
+    ({"status": {"phase": "Pending", "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                                                     "message": "0/3 nodes are available: 3 Insufficient nvidia.com/gpu."}]}},
+     "Unschedulable: 0/3 nodes are available: 3 Insufficient nvidia.com/gpu."),
+    (waiting("ContainerCreating"), ""),  # a normal start
+    ({"status": {"phase": "Pending"}}, ""),
+    ({"status": {"phase": "Running", "containerStatuses": [{"name": "stage", "state": {"running": {}}}]}}, ""),
+    ({"status": {"phase": "Failed", "containerStatuses": [{"name": "stage", "state": {"terminated": {"exitCode": 1}}}]}}, ""),
+])
+def test_stuck_reason(pod, expected):
+    assert stuck_reason(pod, "stage") == expected
+
+
+@pytest.mark.parametrize("pod, expected", [
+    ({"status": {"containerStatuses": [{"name": "stage", "state": {"terminated": {"exitCode": 3}}}]}}, 3),
+    ({"status": {"containerStatuses": [{"name": "stage", "lastState": {"terminated": {"exitCode": 137}}, "state": {"waiting": {}}}]}}, 137),
+    ({"status": {"containerStatuses": [{"name": "stage", "state": {"running": {}}}]}}, None),
+    ({"status": {}}, None),
+])
+def test_exit_code(pod, expected):
+    assert exit_code(pod, "stage") == expected
+
+
+@pytest.mark.parametrize("refs, expected", [
+    ([{"kind": "SafetyEvolution", "uid": "u1", "controller": True}], "u1"),
+    ([{"kind": "Other", "uid": "u0"}, {"kind": "SafetyEvolution", "uid": "u1", "controller": True}], "u1"),
+    ([{"kind": "SafetyEvolution", "uid": "u1"}], ""),  # an owner that does not control it: not trusted
+    ([], ""),
+])
+def test_controller_uid(refs, expected):
+    assert controller_uid({"metadata": {"ownerReferences": refs}}) == expected

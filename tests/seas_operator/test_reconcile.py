@@ -16,11 +16,12 @@ from seas_operator.reconcile import (
     fold_children,
     launch_due,
     retry_after_edit,
+    unreferenced_running,
     schedule_next_cycle,
 )
 from seas_operator.patching import merge_patch
 from seas_operator.settings import OperatorSettings
-from seas_operator.status import EvolutionStatus, GateResult, RoundStatus, StageEntry, StageState, dump_status
+from seas_operator.status import EvolutionStatus, GateResult, RoundStatus, StageEntry, StageState, dump_status, parse_status
 from seas_runtime.contract import (
     AttackResult, JudgeInfo, PairsResult, Stage, StageKey, TrainResult, VerdictCounts,
     parse_stage_result,
@@ -374,6 +375,37 @@ def test_a_pod_that_cannot_start_is_reported_at_once_and_failed_after_the_startu
     assert delete == [("Job", "c")]  # the stuck child is ended: it may hold a GPU
 
 
+def test_an_evicted_pod_is_retried_at_once_without_using_a_retry():
+    stages = {"r1/train-target": entry("running", child="t", kind="PyTorchJob", attempts=1, startedAt=NOW_S)}
+    pytorchjob = {"metadata": {"name": "t"}, "kind": "PyTorchJob", "status": {"conditions": [{"type": "Failed", "status": "True"}]}}
+    observed = Observed(children={"t": pytorchjob}, disrupted={"t"}, pod_reasons={"t": "Evicted: The node was low on resource: memory."})
+    out, events, _, _ = fold_children(stages, observed, make_spec(retries=0), ctx())
+    assert (str(out["r1/train-target"].state), out["r1/train-target"].failures) == ("waiting", 0)
+    assert out["r1/train-target"].retryAt == NOW_S and [e.reason for e in events] == ["StageDisrupted"]
+    # A node pool that keeps draining: after MAX_DISRUPTIONS free attempts they count as failures.
+    many = {"r1/train-target": entry("running", child="t", kind="PyTorchJob", attempts=7, startedAt=NOW_S)}
+    out, _, _, _ = fold_children(many, observed, make_spec(retries=0), ctx())
+    assert str(out["r1/train-target"].state) == "failed"
+
+
+def test_children_no_running_stage_waits_on_are_ended_until_they_are_gone():
+    stages = {"r0/evaluate": entry("waiting", child="c", kind="Job", attempts=1, failures=1, retryAt="2026-11-25T13:00:00Z"),
+              "r1/attack": entry("running", child="a", kind="Job", attempts=1, startedAt=NOW_S)}
+    def child(state, name, cycle=0, **meta):
+        return dict(state(name), metadata={"name": name, "labels": {"seas.dev/cycle": str(cycle)}, **meta})
+
+    children = {"c": child(running, "c"), "a": child(running, "a"), "done": child(complete, "done"), "g": child(running, "g", deletionTimestamp=NOW_S),
+                "old": child(running, "old", cycle=1)}
+    # Not the running stage's, the finished one, one being deleted, or one of another cycle (retention's business).
+    assert unreferenced_running(children, stages, 0) == [("Job", "c")]
+
+
+def test_a_job_whose_deadline_removed_its_pending_pods_still_says_why_they_never_started():
+    stages = {"r0/evaluate": entry("running", child="c", kind="Job", attempts=1, startedAt=NOW_S, reason="Pending: ErrImagePull: not found")}
+    out, events, _, _ = fold_children(stages, Observed(children={"c": failed("c")}), make_spec(retries=0), ctx())
+    assert str(out["r0/evaluate"].state) == "failed" and "(pod: ErrImagePull: not found)" in out["r0/evaluate"].reason
+
+
 def test_a_child_past_its_deadline_is_failed_and_ended_by_the_operator():
     spec = make_spec(retries=2, activeDeadlineSeconds=3600)
     stages = {"r1/train-target": entry("running", child="t", kind="TrainJob", attempts=1, startedAt="2026-11-25T10:00:00Z")}
@@ -518,3 +550,12 @@ def test_a_ready_evolution_reconciles_without_writing_anything():
     children = {s["child"]: complete(s["child"]) for s in obj["status"]["stages"].values()}
     again = decide(obj, Observed(children=children), NOW + timedelta(hours=1), DEFAULTS)
     assert merge_patch(obj["status"], S(again)) == {} and again.events == [] and again.create == []
+
+
+def test_a_written_status_holds_no_null_and_reads_back_the_same():
+    spec = make_spec(rounds=2)
+    status = decide(body(), Observed(), NOW, DEFAULTS).status
+    status = status.model_copy(update=dict(stages={k.label: StageEntry(state=StageState.SUCCEEDED, result=v) for k, v in done_through(spec).items()}))
+    written = dump_status(status)
+    assert "null" not in json.dumps(written)  # a merge patch cannot store a null: it would be re-sent forever
+    assert dump_status(parse_status(written)) == written  # what is read back is written the same: no patch
