@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Install promtool (Debian's `prometheus` package) for tests/test_alerts.py.
-# Idempotent and non-interactive: does nothing when promtool is already on PATH.
+# Install Debian's `prometheus` package: promtool for tests/deploy/test_alerts.py and
+# the prometheus server for tests/e2e/test_prometheus.py (both come in the one package).
+# Idempotent and non-interactive: does nothing when both are already on PATH.
 # The package's service is never started (policy-rc.d denies it during the install).
 set -euo pipefail
 
-if command -v promtool >/dev/null 2>&1; then
-  echo "promtool already installed: $(promtool --version 2>&1 | head -n1)"
+if command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1; then
+  echo "promtool and prometheus already installed: $(promtool --version 2>&1 | head -n1)"
   exit 0
 fi
 
@@ -35,5 +36,7 @@ if ! $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null 
   $SUDO apt-get install -y -qq --no-install-recommends prometheus
 fi
 
-command -v promtool >/dev/null 2>&1 || { echo "promtool still not on PATH after installing prometheus" >&2; exit 1; }
-echo "installed: $(promtool --version 2>&1 | head -n1)"
+for tool in promtool prometheus; do
+  command -v "$tool" >/dev/null 2>&1 || { echo "$tool still not on PATH after installing Debian's prometheus package" >&2; exit 1; }
+done
+echo "installed: $(promtool --version 2>&1 | head -n1); $(prometheus --version 2>&1 | head -n1)"

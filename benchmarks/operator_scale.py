@@ -22,6 +22,12 @@ from pathlib import Path
 from tests.helpers.operator_harness import Emulator, OperatorProcess
 
 
+# kmock answers on one core and saturates with a few hundred evolutions, so a Lease renewal can wait longer
+# than the default 10 s renew deadline, and the leader would step down mid-window (as it should against an
+# API server that slow). The benchmark measures the reconciler, so it gives the Lease more slack.
+PATIENT_LEADER = {"SEAS_LEADER_LEASE_SECONDS": "300", "SEAS_LEADER_RENEW_SECONDS": "240", "SEAS_LEADER_RETRY_SECONDS": "5"}
+
+
 def rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -53,7 +59,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         emulator = Emulator(tmp)
-        operator = OperatorProcess(emulator, tmp, {"SEAS_RECONCILE_INTERVAL": str(args.interval), "SEAS_LOG_LEVEL": "WARNING"})
+        operator = OperatorProcess(emulator, tmp, {"SEAS_RECONCILE_INTERVAL": str(args.interval), "SEAS_LOG_LEVEL": "WARNING", **PATIENT_LEADER})
         operator.start()
         try:
             idle_rss = rss_mib(operator.proc.pid)
@@ -64,6 +70,8 @@ def main() -> None:
                 emulator.create_evolution({"apiVersion": "seas.dev/v1alpha1", "kind": "SafetyEvolution", "metadata": {"name": f"evo-{i:04d}"}, "spec": spec})
             create_seconds = time.monotonic() - t0
             time.sleep(max(0.0, args.window - create_seconds))
+            if not operator.alive():
+                raise SystemExit(f"the operator exited during the window:\n{operator.log()}")
             end_m, end_r, t1 = operator.metrics(), requests_served(tmp), time.monotonic()
             op_cpu, emu_cpu = cpu_seconds(operator.proc.pid) - op_cpu0, cpu_seconds(emulator.proc.pid) - emu_cpu0
             rss = rss_mib(operator.proc.pid)

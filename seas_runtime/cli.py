@@ -24,10 +24,11 @@ from typing import Optional, Sequence
 from pydantic import ValidationError
 
 from .artifacts import write_text
-from .contract import EXIT_CONFIG, EXIT_INPUT, Stage, StageConfig, dump_result, parse_stage_config
+from .contract import EXIT_CONFIG, EXIT_FAILED, EXIT_INPUT, USER_ERROR_EXIT_CODES, Stage, StageConfig, dump_result, parse_stage_config, user_error_message
 from . import data
 from .data import DataError
 from .engine_pool import EnginePool
+from .engines.endpoint import EndpointUnavailable
 from .judge_eval import evaluate_judge
 from .judges import make_judge
 from .models import ModelError
@@ -118,6 +119,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
+    code, problem = _run_stage(args)
+    if problem:
+        print(problem, file=sys.stderr)
+        if args.termination_log and code in USER_ERROR_EXIT_CODES:
+            Path(args.termination_log).write_text(user_error_message(code, problem)[:3500], encoding="utf-8")  # the kubelet keeps 4 KiB
+    return code
+
+
+def _run_stage(args: argparse.Namespace) -> tuple[int, str]:
+    """(exit code, a one-line message when it failed without a traceback, else ""): runs the stage and writes its result."""
     where = args.config or f"${args.config_env}"
     try:
         if args.config:
@@ -125,27 +136,24 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         else:
             text = os.environ.get(args.config_env, "")
             if not text:
-                print(f"seas-runtime: environment variable {args.config_env} is empty or unset", file=sys.stderr)
-                return EXIT_CONFIG
+                return EXIT_CONFIG, f"seas-runtime: environment variable {args.config_env} is empty or unset"
         cfg = parse_stage_config(text)
     except OSError as exc:
-        print(f"seas-runtime: cannot read {args.config}: {exc.strerror or exc}", file=sys.stderr)
-        return EXIT_CONFIG
+        return EXIT_CONFIG, f"seas-runtime: cannot read {args.config}: {exc.strerror or exc}"
     except ValidationError as exc:
-        print(f"seas-runtime: invalid stage config {where}:", file=sys.stderr)
-        for line in validation_problems(exc):
-            print(f"  {line}", file=sys.stderr)
-        return EXIT_CONFIG
+        return EXIT_CONFIG, f"seas-runtime: invalid stage config {where}: " + "; ".join(validation_problems(exc))
     if cfg.stage != args.stage:
-        print(f"seas-runtime: config is for stage {cfg.stage!r}, not {args.stage!r}", file=sys.stderr)
-        return EXIT_CONFIG
+        return EXIT_CONFIG, f"seas-runtime: config is for stage {cfg.stage!r}, not {args.stage!r}"
 
     prune_artifacts(cfg)
     try:
         result = recipe(cfg.stage).run(cfg, Progress())
     except (DataError, ModelError) as exc:
-        print(f"seas-runtime: {cfg.stage} failed: {exc}", file=sys.stderr)
-        return EXIT_INPUT
+        return EXIT_INPUT, f"seas-runtime: {cfg.stage} failed: {exc}"
+    except EndpointUnavailable as exc:  # the operator retries the stage later, as it would a crash
+        return EXIT_FAILED, f"seas-runtime: {cfg.stage} failed: {exc}"
+    if result is None:  # a rank other than 0 of a torchrun launch: rank 0 writes the result
+        return 0, ""
     text = dump_result(result)
     write_text(Path(cfg.outputDir) / RESULT_FILE, text + "\n")
     if args.termination_log:
@@ -153,7 +161,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         Path(args.termination_log).write_text(text, encoding="utf-8")
     sys.stdout.write(json.dumps({"result": json.loads(text)}) + "\n")
     sys.stdout.flush()
-    return 0
+    return 0, ""
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ a result is parsed once into its model and read as such everywhere.
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Literal, Optional, Union
@@ -21,9 +23,25 @@ from .settings import AttackSpec, ClassifierSpec, DataSpec, EvaluationSpec, Init
 MAX_RESULT_BYTES = 4096
 
 # Exit codes of ``seas-runtime`` that mean a user mistake: another attempt would fail the same way.
+EXIT_FAILED = 1  # the stage failed in a way a retry may cure (a crash, a served model that stayed unavailable)
 EXIT_CONFIG = 2  # the stage config is unreadable or invalid
 EXIT_INPUT = 3  # a data set is malformed, or a model is missing, gated without a token, or unloadable
 USER_ERROR_EXIT_CODES = frozenset({EXIT_CONFIG, EXIT_INPUT})
+# torchrun turns every failed worker's exit code into 1, so a stage also writes its user-error code as the first
+# line of its termination message; the operator reads it back from there (``user_error_code``).
+_USER_ERROR_LINE = re.compile(r"^seas-runtime exit (\d+): ")
+
+
+def user_error_message(code: int, message: str) -> str:
+    """The termination message of a stage that failed on a user error: its exit code, then what went wrong."""
+    return f"seas-runtime exit {code}: {message}"
+
+
+def user_error_code(message: Optional[str]) -> Optional[int]:
+    """The user-error exit code a termination message carries (see ``user_error_message``), or None."""
+    match = _USER_ERROR_LINE.match(message or "")
+    code = int(match.group(1)) if match else None
+    return code if code in USER_ERROR_EXIT_CODES else None
 
 
 class Stage(StrEnum):

@@ -24,10 +24,12 @@ class EnginePool:
 
         ``scoring``: the engine will also score text (vLLM then runs without prefix caching).
         """
-        key = (ref.model, ref.engine, ref.dtype, ref.tensorParallelSize, ref.gpuMemoryUtilization, scoring)
+        # A served model is keyed by its whole endpoint: two judges on different servers are different engines.
+        endpoint = ref.endpoint.model_dump_json() if ref.endpoint is not None else None
+        key = (ref.model, endpoint, ref.engine, ref.dtype, ref.tensorParallelSize, ref.gpuMemoryUtilization, scoring)
         if key != self._key:
             self.close()
-            log.info("loading %s", ref.model)
+            log.info("loading %s", ref.label)
             self._engine = open_engine(ref, self.cache, self.batch_size, self.seed, scoring=scoring)
             self._key = key
         assert self._engine is not None

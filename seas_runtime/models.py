@@ -48,8 +48,13 @@ def materialize_embedded(name: str, cache: Optional[str] = None) -> Path:
     """Convert the embedded GGUF model to safetensors once; later calls return the cached copy.
 
     GGUF-loaded models refuse ``save_pretrained`` and carry a quantization config
-    that stops training, so the weights are copied into a clean model first.
+    that stops training, so the weights are copied into a clean model first. A copy
+    made when the runtime image was built ($SEAS_EMBEDDED_DIR) comes first: a stage
+    in a cluster then loads it as is, without converting into the artifact volume.
     """
+    prebuilt = os.environ.get("SEAS_EMBEDDED_DIR")
+    if prebuilt and (Path(prebuilt) / name / "config.json").is_file():
+        return Path(prebuilt) / name
     target = cache_dir(cache) / name
     if (target / "config.json").is_file():
         return target
@@ -125,6 +130,9 @@ def pick_dtype(requested: str, device: str) -> Any:
 
 def load_causal_lm(ref: ModelRef, cache: Optional[str], device: str) -> tuple[Any, Any, Any]:
     """(tokenizer, model, dtype) for ``ref`` with transformers; the tokenizer always has a pad token."""
+    if ref.endpoint is not None or ref.model is None:
+        # Validation keeps served models out of training; this guards a hand-written stage config.
+        raise ModelError(f"{ref.label} is a served model: it cannot be loaded in-process or trained; use an in-process model (model)")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = resolve_model(ref.model, cache)

@@ -8,9 +8,12 @@ rejected so typos surface as errors.
 
 from __future__ import annotations
 
+import re
+from enum import Enum
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 EMBEDDED_PREFIX = "embedded:"
 EMBEDDED_MODELS = ("smollm2-135m-instruct",)
@@ -23,13 +26,69 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
-class ModelRef(Section):
-    """A model to generate with or train: a hub id, a local path, or an embedded model."""
+DEFAULT_API_KEY_ENV = "SEAS_ENDPOINT_API_KEY"
 
-    model: str = Field(
+
+class SecretRef(Section):
+    """A key of a Secret in the evolution's namespace; the operator passes its value to stage pods as an environment variable."""
+
+    name: str = Field(min_length=1, max_length=253, description="Secret name.")
+    key: str = Field("apiKey", min_length=1, max_length=253, description="Key in the Secret.")
+
+
+class EndpointSpec(Section):
+    """A model served behind an OpenAI-compatible API (vLLM, KServe, TGI): used over HTTP, never loaded or trained here."""
+
+    url: str = Field(
+        pattern=r"^https?://\S+$",
+        description="Base URL of the API, e.g. http://llama-guard.models.svc:8000/v1; chat goes to {url}/chat/completions, "
+        "raw completions and prompt log-probabilities to {url}/completions.",
+    )
+    model: str = Field(min_length=1, description="The model name the server serves (the request's model field).")
+    apiKeySecret: Optional[SecretRef] = Field(
+        None, description="Secret holding the API key, sent as a Bearer token; the operator sets it as an environment variable in stage pods.",
+    )
+    apiKeyEnv: Optional[str] = Field(
+        None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description=f"Environment variable holding the API key (seas run reads it from your shell). Default: one derived from "
+        f"apiKeySecret (SEAS_API_KEY_<NAME>_<KEY>), else {DEFAULT_API_KEY_ENV}; {DEFAULT_API_KEY_ENV} is also read when the first is unset.",
+    )
+    concurrency: int = Field(8, ge=1, le=256, description="Requests in flight at once.")
+    timeoutSeconds: float = Field(120.0, gt=0.0, le=3600.0, description="Timeout of one request.")
+    maxRetries: int = Field(
+        5, ge=0, le=20, description="Retries of a request after HTTP 429, a 5xx, a timeout or a connection error, with exponential backoff "
+        "(Retry-After honoured).",
+    )
+
+    @field_validator("apiKeyEnv")
+    @classmethod
+    def _not_a_reserved_variable(cls, value: Optional[str]) -> Optional[str]:
+        # The stage pod's own variables (its config, cache, hub token) must never be read as, or replaced by, a key.
+        ours = value is not None and (value in ("HF_TOKEN", "HF_HOME") or value.startswith("SEAS_"))
+        if ours and value != DEFAULT_API_KEY_ENV and not value.startswith("SEAS_API_KEY_"):
+            raise ValueError(f"{value} is reserved for the stage pod; use {DEFAULT_API_KEY_ENV}, SEAS_API_KEY_<NAME> or a name of your own")
+        return value
+
+    def api_key_env(self) -> str:
+        """The environment variable the runtime reads the key from, and the operator sets from ``apiKeySecret``."""
+        if self.apiKeyEnv:
+            return self.apiKeyEnv
+        if self.apiKeySecret is not None:
+            return "SEAS_API_KEY_" + re.sub(r"[^A-Z0-9]+", "_", f"{self.apiKeySecret.name}_{self.apiKeySecret.key}".upper())
+        return DEFAULT_API_KEY_ENV
+
+
+class ModelRef(Section):
+    """A model to generate with or train: a hub id, a local path, an embedded model, or a served model (``endpoint``)."""
+
+    model: Optional[str] = Field(
+        None,
         min_length=1,
         description="Hugging Face hub id (e.g. meta-llama/Meta-Llama-3-8B-Instruct), a path "
-        "on the artifact volume, or embedded:smollm2-135m-instruct (ships with the runtime; CPU).",
+        "on the artifact volume, or embedded:smollm2-135m-instruct (ships with the runtime; CPU). Set this or endpoint.",
+    )
+    endpoint: Optional[EndpointSpec] = Field(
+        None, description="A served model (OpenAI-compatible API) instead of an in-process one; it can be evaluated and attack, never trained.",
     )
     engine: Literal["auto", "transformers", "vllm"] = Field(
         "auto", description="Generation engine: vllm on GPUs, transformers on CPU; auto picks vllm when a GPU and vLLM are present."
@@ -43,10 +102,21 @@ class ModelRef(Section):
 
     @field_validator("model")
     @classmethod
-    def _known_embedded(cls, value: str) -> str:
-        if value.startswith(EMBEDDED_PREFIX) and value[len(EMBEDDED_PREFIX):] not in EMBEDDED_MODELS:
+    def _known_embedded(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None and value.startswith(EMBEDDED_PREFIX) and value[len(EMBEDDED_PREFIX):] not in EMBEDDED_MODELS:
             raise ValueError(f"unknown embedded model {value!r}; known: {', '.join(EMBEDDED_PREFIX + m for m in EMBEDDED_MODELS)}")
         return value
+
+    @model_validator(mode="after")
+    def _model_or_endpoint(self) -> "ModelRef":
+        if (self.model is None) == (self.endpoint is None):
+            raise PydanticCustomError("model_or_endpoint", "set exactly one of model (an in-process model) or endpoint (a served model)")
+        return self
+
+    @property
+    def label(self) -> str:
+        """What to call this model in logs and reports: the model, or the served model and where it is served."""
+        return f"{self.endpoint.model} at {self.endpoint.url}" if self.endpoint is not None else str(self.model)
 
 
 JUDGE_MODELS = {"llama-guard": "meta-llama/Llama-Guard-3-8B", "harmbench": "cais/HarmBench-Mistral-7b-val-cls"}
@@ -69,13 +139,36 @@ class ClassifierSpec(Section):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description="Weights dtype of the judge model.")
     maxNewTokens: int = Field(16, ge=1, le=256, description="Tokens the judge may generate for its verdict.")
     excludedCategories: list[str] = Field(
-        default_factory=list, description="Llama Guard category codes (e.g. S6) the judge must not flag; passed to the model's chat template."
+        default_factory=list, description="Llama Guard category codes (e.g. S6) the judge must not flag; passed to the model's chat template "
+        "(to a served judge as chat_template_kwargs, which vLLM honours).",
     )
+    endpoint: Optional[EndpointSpec] = Field(
+        None, description="A served judge model (OpenAI-compatible API) instead of an in-process one, for llama-guard and harmbench; "
+        "set this or model, not both.",
+    )
+
+    @model_validator(mode="after")
+    def _endpoint_needs_a_model_judge(self) -> "ClassifierSpec":
+        if self.endpoint is not None and self.type == "refusal-match":
+            raise PydanticCustomError("endpoint_needs_a_model_judge", "endpoint: refusal-match runs no model; use type llama-guard or harmbench with a served judge")
+        if self.endpoint is not None and self.model is not None:
+            raise PydanticCustomError("model_or_endpoint", "set model (an in-process judge) or endpoint (a served judge), not both")
+        return self
 
     @property
     def judge_model(self) -> Optional[str]:
-        """The model this judge runs (None for refusal-match)."""
+        """The model this judge runs (None for refusal-match); a served judge's served model name."""
+        if self.endpoint is not None:
+            return self.endpoint.model
         return self.model or JUDGE_MODELS.get(self.type)
+
+    def judge_ref(self) -> Optional[ModelRef]:
+        """The judge model as a model reference (None for refusal-match)."""
+        if self.type == "refusal-match":
+            return None
+        if self.endpoint is not None:
+            return ModelRef(endpoint=self.endpoint)
+        return ModelRef(model=self.judge_model, engine=self.engine, dtype=self.dtype)
 
 
 class AttackSpec(Section):
@@ -114,10 +207,24 @@ class LoraSpec(Section):
     )
 
 
+class TrainingMethod(str, Enum):
+    """Which weights training changes: a LoRA adapter (merged afterwards), or all of them (SEAS's own setup)."""
+
+    LORA = "lora"
+    FULL = "full"
+
+
+# An adapter learns at a rate that would wreck the full weights; 5e-6 is the rate SEAS fine-tuned with.
+DEFAULT_LEARNING_RATES = {TrainingMethod.LORA: 5.0e-5, TrainingMethod.FULL: 5.0e-6}
+
+
 class ModelTrainingSpec(Section):
     """How one model (target or red team) learns from its pairs."""
 
-    learningRate: float = Field(5.0e-5, gt=0.0, le=1.0, description="Optimizer learning rate.")
+    learningRate: Optional[float] = Field(
+        None, gt=0.0, le=1.0,
+        description="Optimizer learning rate; unset: 5e-5 with training.method lora, 5e-6 with full (the rate SEAS fine-tuned with).",
+    )
     epochs: float = Field(1.0, gt=0.0, le=100.0, description="Passes over the round's pairs.")
     sftWeight: float = Field(
         0.0, ge=0.0, le=100.0,
@@ -130,8 +237,17 @@ class ModelTrainingSpec(Section):
 class TrainingSpec(Section):
     """DPO training: what both models share, and a section for each (the red team is not pushed by the target's settings)."""
 
+    method: TrainingMethod = Field(
+        TrainingMethod.LORA,
+        description="lora: train a LoRA adapter and merge it (one GPU, DDP when several). full: fine-tune every weight "
+        "(as SEAS did; FSDP full shard when several processes), learning rate 5e-6 by default.",
+    )
     beta: float = Field(0.1, gt=0.0, le=10.0, description="DPO beta (strength of the KL anchor to the reference model).")
-    batchSize: int = Field(8, ge=1, le=1024, description="Per-device batch size.")
+    batchSize: int = Field(
+        8, ge=1, le=1024,
+        description="Pairs per forward pass of one process. An optimizer step takes batchSize x gradientAccumulationSteps pairs "
+        "whatever the number of training processes: under torchrun they are split over the processes.",
+    )
     gradientAccumulationSteps: int = Field(1, ge=1, le=1024, description="Gradient accumulation steps.")
     maxLength: int = Field(256, ge=32, le=32768, description="Maximum prompt+completion tokens per pair.")
     maxPairs: Optional[int] = Field(256, ge=1, description="Cap on pairs per model per round; all when unset.")
@@ -142,6 +258,10 @@ class TrainingSpec(Section):
         None, description="Cluster training backend: Kubeflow PyTorchJob, Kubeflow Trainer v2 TrainJob, or a plain Job. Operator default when unset."
     )
     workers: int = Field(0, ge=0, le=256, description="Worker replicas besides the master for multi-node training (PyTorchJob/TrainJob).")
+
+    def learning_rate(self, own: ModelTrainingSpec) -> float:
+        """``own``'s learning rate, or this method's default when it sets none."""
+        return own.learningRate if own.learningRate is not None else DEFAULT_LEARNING_RATES[self.method]
 
 
 class PairsSpec(Section):

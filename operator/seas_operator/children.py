@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Callable, Iterable, Mapping, Optional
 
+from seas_runtime.contract import user_error_code
+
 MAX_REASON = 300
 
 
@@ -97,6 +99,18 @@ def pytorchjob_state(obj: Mapping[str, Any]) -> ChildState:
 def trainjob_state(obj: Mapping[str, Any]) -> ChildState:
     """State of a Kubeflow Trainer v2 ``TrainJob``."""
     return _from_conditions(obj, "Complete", "Failed") or ChildState(ChildPhase.RUNNING)
+
+
+def suspended(obj: Mapping[str, Any]) -> bool:
+    """Whether a child waits in a queue: a suspended Job or TrainJob (Kueue admits it by unsuspending), a PyTorchJob's runPolicy.suspend."""
+    spec = obj.get("spec") or {}
+    return spec.get("suspend") is True or (spec.get("runPolicy") or {}).get("suspend") is True
+
+
+def start_time(obj: Mapping[str, Any]) -> str:
+    """When the child's controller last started it (``status.startTime``; a Job resets it when unsuspended), or ""."""
+    value = (obj.get("status") or {}).get("startTime")
+    return value if isinstance(value, str) else ""
 
 
 def _result_status(pod: Mapping[str, Any], container: str) -> Optional[Mapping[str, Any]]:
@@ -190,12 +204,15 @@ def disrupted(pod: Mapping[str, Any]) -> bool:
 
 
 def exit_code(pod: Mapping[str, Any], container: str) -> Optional[int]:
-    """The stage container's exit code, once it terminated."""
+    """The stage container's exit code, once it terminated; a user error's own code when torchrun turned it into 1."""
     status = _result_status(pod, container)
     terminated = _terminated(status) if status is not None else None
     if not terminated or terminated.get("exitCode") is None:
         return None
-    return _int(terminated.get("exitCode"), -1)
+    code = _int(terminated.get("exitCode"), -1)
+    message = terminated.get("message")
+    marked = user_error_code(message) if code != 0 and isinstance(message, str) else None
+    return marked if marked is not None else code
 
 
 def controller_ref(obj: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -225,5 +242,6 @@ def result_pod(pods: Iterable[Mapping[str, Any]], is_leader: Callable[[Mapping[s
 
 __all__ = [
     "ChildPhase", "ChildState", "STUCK_REASONS", "controller_ref", "controller_uid", "disrupted", "exit_code", "job_state",
-    "pod_failure_reason", "pod_labels", "pytorchjob_state", "result_pod", "stuck_reason", "termination_message", "trainjob_state",
+    "pod_failure_reason", "pod_labels", "pytorchjob_state", "result_pod", "start_time", "stuck_reason", "suspended", "termination_message",
+    "trainjob_state",
 ]

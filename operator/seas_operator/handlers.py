@@ -34,7 +34,7 @@ from .children import ChildPhase, disrupted, exit_code, pod_failure_reason, resu
 from .conditions import format_time
 from .kinds import CHILD_KINDS, LABEL_EVOLUTION, ChildKind, kind_named
 from .kube import Kube, load_client_config
-from .metrics import OperatorMetrics
+from .metrics import UNEXPECTED, OperatorMetrics
 from .patching import merge_patch
 from .reconcile import Observed, decide, degraded_status
 from .settings import OperatorSettings
@@ -104,6 +104,7 @@ def reconcile(state: OperatorState, namespace: str, name: str, logger: Any = log
     key = (namespace, name)
     with state.locks[key]:
         body: Optional[dict[str, Any]] = None
+        started = time.monotonic()
         try:
             body = _get(state, key)
             if body is None:
@@ -112,8 +113,12 @@ def reconcile(state: OperatorState, namespace: str, name: str, logger: Any = log
         except ApiProblem as problem:
             _troubled(state, key, body, problem, logger)
             return None
+        except Exception:
+            state.metrics.reconcile_errors.labels(reason=UNEXPECTED).inc()  # a bug: the caller logs it
+            raise
         finally:
             state.metrics.reconciles.inc()
+            state.metrics.reconcile_duration.observe(time.monotonic() - started)
         state.troubles.pop(key, None)
         state.not_before.pop(key, None)
         return status
@@ -162,7 +167,7 @@ def _troubled(state: OperatorState, key: Key, body: Optional[dict[str, Any]], pr
     response = respond(state.troubles.get(key), problem, now, state.settings.interval, state.settings.api_unavailable_seconds)
     state.troubles[key] = response.trouble
     state.not_before[key] = now + response.retry_in
-    state.metrics.api_errors.labels(reason=problem.reason).inc()
+    state.metrics.reconcile_errors.labels(reason=problem.reason).inc()
     logger.warning("%s/%s: %s (attempt %d; next in %.0fs)", *key, problem, response.trouble.failures, response.retry_in)
     if body is None or state.kube is None:
         return

@@ -2,7 +2,9 @@
 
 For each kind a stage can run as: where it lives in the API, the container
 that runs the stage and reports its result, how to read whether it finished,
-and which of its pods is the leader whose termination message is the result.
+and which of its pods is the leader whose termination message is the result:
+the pod that holds global rank 0 under torchrun (a PyTorchJob's Master, a
+TrainJob's first node); a Worker's message is never read.
 Builders, readers and the API client use only this table; a new kind is a
 new row.
 """
@@ -38,12 +40,18 @@ def _every_pod(pod: Pod) -> bool:
 
 
 def _pytorchjob_master(pod: Pod) -> bool:
+    # The Master is node rank 0 (PET_NODE_RANK 0), so its torchrun process 0 is global rank 0, the one that reports.
     return str(pod_labels(pod).get(KUBEFLOW_REPLICA_TYPE, "")).lower() == "master"
 
 
 def _trainjob_first_node(pod: Pod) -> bool:
+    # Trainer v2 sets PET_NODE_RANK from the pod's completion index, so node 0 of the first replicated Job is rank 0.
+    # Both indices must be there: a pod that does not say which node it is could be a worker, and its message is not the result.
     labels = pod_labels(pod)
-    return str(labels.get(JOBSET_JOB_INDEX, "0")) == "0" and str(labels.get(JOB_COMPLETION_INDEX, "0")) == "0"
+    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+    # Kubernetes < 1.28 put the completion index in an annotation only.
+    completion = labels.get(JOB_COMPLETION_INDEX, annotations.get(JOB_COMPLETION_INDEX))
+    return str(labels.get(JOBSET_JOB_INDEX)) == "0" and str(completion) == "0"
 
 
 @dataclass(frozen=True)

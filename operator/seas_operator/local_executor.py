@@ -312,4 +312,4 @@ def summarize(evolution: SafetyEvolution, done: dict[StageKey, StageResult]) -> 
     """The report of what has finished so far."""
     summaries = round_summaries(evolution.spec, done)
     return Report(evolution=evolution.metadata.name, complete=is_complete(evolution.spec, done),
-                  promotedModel=promoted_model(summaries, evolution.spec.target.model), rounds=summaries)
+                  promotedModel=promoted_model(summaries, evolution.spec.target.label), rounds=summaries)

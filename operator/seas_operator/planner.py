@@ -8,6 +8,10 @@ initialization); each round r >= 1 runs attack -> pairs -> train-target and
 train-redteam (in parallel) -> evaluate. Round r attacks with the models round
 r-1 produced, so training continues from the latest models (SEAS); gates decide
 which round's target is promoted.
+
+In mode evaluate a cycle is round 0 only: the evaluation of the given target and,
+when ``evaluateOnly.attack`` asks for it, an attack on it (``r0/attack``), side by
+side; nothing is initialized, paired or trained.
 """
 
 from __future__ import annotations
@@ -28,7 +32,22 @@ R = TypeVar("R", bound=StageResult)
 
 def stage_graph(spec: SafetyEvolutionSpec) -> list[tuple[StageKey, tuple[StageKey, ...]]]:
     """Every stage of a cycle with the stages it waits for, in execution order."""
+    if spec.evaluate_only:
+        return list(_evaluate_graph(spec.evaluateOnly.attack))
     return list(_graph(spec.rounds, spec.initialization.enabled, spec.training.trainRedTeam))
+
+
+def _evaluate_graph(attack: bool) -> tuple[tuple[StageKey, tuple[StageKey, ...]], ...]:
+    # Both read the untouched target only, so neither waits for the other.
+    evaluate = ((StageKey(0, Stage.EVALUATE), ()),)
+    return evaluate + (((StageKey(0, Stage.ATTACK), ()),) if attack else ())
+
+
+def describe(spec: SafetyEvolutionSpec) -> str:
+    """What a cycle runs, in a few words (``seas validate`` and ``seas run`` say it)."""
+    if spec.evaluate_only:
+        return "evaluate only" + (", with an attack" if spec.evaluateOnly.attack else "")
+    return f"{spec.rounds} rounds"
 
 
 @lru_cache(maxsize=64)

@@ -31,11 +31,14 @@ from seas_runtime.stats import Rate
 
 from .api import API_VERSION, KIND, SafetyEvolution, SafetyEvolutionSpec
 from .builders import Owner, StageObject, build_stage_object, training_backend
-from .children import ChildPhase
+from .children import ChildPhase, start_time, suspended
 from .conditions import format_time, parse_time, set_condition
 from .kinds import CHILD_KINDS, LABEL_CYCLE, kind_named
 from .names import MAX_ATTEMPTS, child_name
 from .planner import Done, current_stage, is_complete, next_stages, rounds_in_use, stage_graph
+from .pod_template import stage_pod
+from .policy import policy_problems
+from .recheck import carried_rounds, cycle_entry, ignored_message, previous_records, ready_message, record_cycle, regression_condition
 from .retention import children_to_prune, cycle_roots_to_prune, pruned_message
 from .rounds import promoted_model, round_summaries, trim_breakdowns
 from .settings import OperatorSettings
@@ -53,8 +56,6 @@ from .status import (
     compact_stages,
     parse_status,
 )
-
-HISTORY_LENGTH = 10  # finished cycles kept in status.history
 
 
 class Event(NamedTuple):
@@ -187,6 +188,14 @@ class Outcome:
     stuck: str = ""  # still running, but its pod cannot start
 
 
+def _time_or_none(value: str) -> Optional[datetime]:
+    """A timestamp another controller wrote, or None when it is not one (decide() never raises on what it reads)."""
+    try:
+        return parse_time(value)
+    except ValueError:
+        return None
+
+
 def attempt_outcome(label: str, entry: StageEntry, observed: Observed, spec: SafetyEvolutionSpec, ctx: Context) -> Optional[Outcome]:
     """The outcome of a running stage's attempt, or None while it runs normally (or its child is not listed yet)."""
     child = observed.children.get(entry.child)
@@ -207,7 +216,11 @@ def attempt_outcome(label: str, entry: StageEntry, observed: Observed, spec: Saf
         user_error = code in USER_ERROR_EXIT_CODES or state.reason == "PodFailurePolicy"
         return Outcome(failure=reason + (f" (pod: {pod})" if pod else ""), retryable=not user_error,
                        disrupted=entry.child in observed.disrupted and not user_error)
-    running_for = (ctx.now - (parse_time(entry.startedAt) or ctx.now)).total_seconds()
+    if suspended(child):
+        return None  # queued (Kueue holds it suspended until it admits it): its deadline starts when it runs
+    # A child admitted late by a queue starts its clock then, as the Job controller's own activeDeadlineSeconds does.
+    started = max(filter(None, (parse_time(entry.startedAt), _time_or_none(start_time(child)))), default=ctx.now)
+    running_for = (ctx.now - started).total_seconds()
     stuck = observed.stuck.get(entry.child, "")
     if stuck and running_for > spec.timeouts.startup:
         return Outcome(failure=f"{stuck} (not started after {spec.timeouts.startup}s)", delete=True)
@@ -315,12 +328,13 @@ class Launched:
 
 
 def launch_due(spec: SafetyEvolutionSpec, stages: dict[str, StageEntry], done: Done, observed: Observed, cycle: int, start_model: str, ctx: Context,
-               prune: Sequence[str] = ()) -> Launched:
+               prune: Sequence[str] = (), previous_records: Optional[str] = None) -> Launched:
     """Children for due retries (named by attempt), for children that vanished, and for the planner's next stages.
 
     A child that already exists under its deterministic name is adopted, not created again. Raises ValueError
     when the spec asks for a child that cannot be built (the shell reports it). The cycle's first stage carries
     ``prune``, the artifact folders of expired cycles it deletes before it runs (every attempt: deleting is idempotent).
+    ``previous_records``: mode evaluate, the last cycle's evaluation records, which the evaluation pairs with.
     """
     out = Launched(stages=dict(stages))
     owner = Owner(name=ctx.name, namespace=ctx.namespace, uid=ctx.uid)
@@ -331,12 +345,16 @@ def launch_due(spec: SafetyEvolutionSpec, stages: dict[str, StageEntry], done: D
     def launch(key: StageKey, name: str, note: str, new_attempt: bool = True) -> None:
         pruning = list(prune) if key == first else []
         config = build_stage_config(ctx.name, spec, key, done, root, cache_dir=cluster_cache(spec.storage.mountPath), start_model=start_model,
-                                    prune=pruning)
+                                    prune=pruning, previous_records=previous_records)
         if pruning:
             note += f"; it first deletes the artifacts of {len(pruning)} expired cycle{'s' if len(pruning) != 1 else ''}"
+        problems = _policy_problems(spec, ctx.settings)
+        if problems:  # the policy may have changed since this spec was accepted
+            raise SpecProblem("; ".join(problems))
         try:
             obj = build_stage_object(owner, spec, key, config, name=name, image=spec.image or ctx.settings.image,
-                                     pvc=spec.storage.pvc or ctx.settings.pvc, backend=backend, cycle=cycle)
+                                     pvc=spec.storage.pvc or ctx.settings.pvc, backend=backend, cycle=cycle,
+                                     pod=stage_pod(spec, ctx.settings.pod_defaults))
         except ValueError as exc:
             raise SpecProblem(str(exc)) from None
         entry = out.stages.get(key.label) or StageEntry(state=StageState.RUNNING)
@@ -376,8 +394,13 @@ def launch_due(spec: SafetyEvolutionSpec, stages: dict[str, StageEntry], done: D
 def compute_conditions(
     conditions: list[Condition], spec: SafetyEvolutionSpec, stages: dict[str, StageEntry], summaries: list[RoundStatus],
     complete: bool, suspended: bool, promoted: str, progressing_at: Optional[StageKey], ctx: Context,
+    history: Sequence[HistoryEntry] = (),
 ) -> list[Condition]:
-    """Degraded, SafetyRegressed, Progressing and Ready from the stages and the latest round's gate."""
+    """Degraded, SafetyRegressed, Progressing and Ready from the stages and the latest round's gate.
+
+    Mode evaluate: SafetyRegressed compares the latest cycle with the one before (``history``), and ``promoted`` is the
+    model being re-checked.
+    """
     g, now = ctx.generation, ctx.now_s
     failed = _in_state(stages, StageState.FAILED)
     if failed:
@@ -387,7 +410,10 @@ def compute_conditions(
     else:
         conditions = set_condition(conditions, ConditionType.DEGRADED, False, "AsExpected", "", now, g)
     latest = summaries[-1] if summaries else None
-    if latest and latest.regressed and latest.regression:
+    if spec.evaluate_only:
+        regressed, reason, message = regression_condition(latest, history, promoted)
+        conditions = set_condition(conditions, ConditionType.SAFETY_REGRESSED, regressed, reason, message, now, g)
+    elif latest and latest.regressed and latest.regression:
         message = f"round {latest.round} is less safe than round {latest.round - 1}: {latest.regression.text()}"
         conditions = set_condition(conditions, ConditionType.SAFETY_REGRESSED, True, "SignificantRegression", message, now, g)
     else:
@@ -405,14 +431,19 @@ def compute_conditions(
     reason = "Complete" if ready else ("StageFailed" if failed else "InProgress")
     passed = [s.round for s in summaries if s.gate and s.gate.passed]
     outcome = f"round {passed[-1]} passed its gates; promoted {promoted}" if passed else f"no round passed its gates; kept {promoted}"
-    return set_condition(conditions, ConditionType.READY, ready, reason, f"{spec.rounds} rounds done; {outcome}" if ready else "", now, g)
+    done_message = ready_message(latest, promoted) if spec.evaluate_only else f"{spec.rounds} rounds done; {outcome}"
+    return set_condition(conditions, ConditionType.READY, ready, reason, done_message if ready else "", now, g)
 
 
 # --- phase 6 -----------------------------------------------------------------------
 
 
 def schedule_next_cycle(status: EvolutionStatus, spec: SafetyEvolutionSpec, ctx: Context) -> tuple[EvolutionStatus, list[Event], Optional[float]]:
-    """On ``spec.schedule``, once the cycle is complete: when the next is due, and at that time a new cycle from the promoted model."""
+    """On ``spec.schedule``, once the cycle is complete: when the next is due, and at that time a new cycle from the promoted model.
+
+    Mode evaluate: the finished cycle is in the history already, and its round stays in ``rounds`` until the new
+    cycle's evaluation replaces it (so the figures, SafetyRegressed and the metrics do not drop out meanwhile).
+    """
     finished = max((parse_time(e.finishedAt) or ctx.now for e in status.stages.values()), default=ctx.now)
     due = croniter(spec.schedule, finished).get_next(datetime)
     if due > ctx.now:
@@ -420,9 +451,11 @@ def schedule_next_cycle(status: EvolutionStatus, spec: SafetyEvolutionSpec, ctx:
     entry = HistoryEntry(cycle=status.cycle, promotedModel=status.promotedModel, finishedAt=format_time(finished),
                          rounds=[HistoryRound(round=r.round, directASR=_rate(r.directASR), adversarialASR=_rate(r.adversarialASR)) for r in status.rounds])
     event = Event("Normal", "CycleStarted", f"cycle {status.cycle + 1} re-checks {status.promotedModel} on schedule {spec.schedule}")
+    keep = spec.retention.history
+    history = status.history[-keep:] if spec.evaluate_only else [*status.history, entry][-keep:]
     status = status.model_copy(update=dict(
-        history=[*status.history[-(HISTORY_LENGTH - 1):], entry], cycle=status.cycle + 1, startModel=status.promotedModel,
-        stages={}, rounds=[], activeSpec=None, nextScheduleTime=None,
+        history=history, cycle=status.cycle + 1, startModel=status.promotedModel,
+        stages={}, rounds=carried_rounds(status.rounds) if spec.evaluate_only else [], activeSpec=None, nextScheduleTime=None,
     ))
     return status, [event], 1.0
 
@@ -450,6 +483,11 @@ class SpecProblem(ValueError):
     """The spec validates but cannot be carried out (e.g. workers with the job backend)."""
 
 
+def _policy_problems(spec: SafetyEvolutionSpec, settings: OperatorSettings) -> list[str]:
+    return policy_problems(spec, default_image=settings.image, allowed_images=settings.allowed_images,
+                           max_gpus_per_stage=settings.max_gpus_per_stage)
+
+
 def _degraded(body: dict[str, Any], problems: list[str], now: datetime, generation: int, reason: str) -> Decision:
     try:
         status = parse_status(body.get("status"))
@@ -471,6 +509,11 @@ def _decide(body: dict[str, Any], observed: Observed, now: datetime, settings: O
         # One Event per distinct problem, not per reconcile.
         events = [] if status.message == invalid.message else [Event("Warning", "InvalidSpec", invalid.message or "")]
         return Decision(invalid, events=events)
+    problems = _policy_problems(current.spec, settings)
+    if problems:  # the operator's policy (chart values policy.*): the user must change the spec
+        invalid = degraded_status(status, ctx.generation, "InvalidSpec", "invalid spec: " + "; ".join(problems), ctx.now_s)
+        events = [] if status.message == invalid.message else [Event("Warning", "InvalidSpec", invalid.message or "")]
+        return Decision(invalid, events=events)
 
     if status.activeSpec is None:
         status = status.model_copy(update=dict(activeSpec=current.spec.model_dump(mode="json"), activeGeneration=ctx.generation))
@@ -480,10 +523,16 @@ def _decide(body: dict[str, Any], observed: Observed, now: datetime, settings: O
     stages, events, applies = retry_after_edit(status.stages, edited, ctx)
     if applies:
         spec, edited = current.spec, False
+    ignored = current.spec.ignored_settings()
+    if ignored and status.observedGeneration != ctx.generation:  # once per generation, not per reconcile
+        events.append(Event("Normal", "SettingsIgnored", ignored_message(ignored, current.spec.evaluate_only)))
     # The first cycle starts from spec.target.model until round 1 has run, so fixing a typo there takes effect;
-    # a scheduled cycle starts from the model the last one promoted.
+    # a scheduled cycle starts from the model the last one promoted. A re-check (mode evaluate) always checks spec.target.model.
     started = any(StageKey.from_label(label).round >= 1 for label in _in_state(stages, StageState.SUCCEEDED))
     start_model = status.startModel if status.cycle > 0 or (started and status.startModel) else spec.target.model
+    checked = spec.target.label  # the model this cycle re-checks (mode evaluate), named before an edit may apply below
+    if spec.evaluate_only:
+        start_model = spec.target.model  # None for a served target: its stage configs take spec.target as it is
     stages, folded, progressed, delete = fold_children(stages, observed, spec, ctx)
     events += folded
     status = status.model_copy(update=dict(stages=stages))
@@ -495,7 +544,9 @@ def _decide(body: dict[str, Any], observed: Observed, now: datetime, settings: O
     # are never pruned, nor the child that trained them.
     retention = current.spec.retention
     cycle_root = partial(cluster_root, spec.storage.mountPath, ctx.namespace, ctx.name)
-    protected = [p for p in (status.promotedModel, start_model) if p]
+    # Mode evaluate pairs this cycle's evaluation with the last cycle's records: they stay however old.
+    earlier_records = previous_records(status.history, status.cycle) if spec.evaluate_only else None
+    protected = [p for p in (status.promotedModel, start_model, earlier_records) if p]
     expired = [c for c in children_to_prune(observed.children, status.cycle, retention.children, cycle_root, protected) if c not in delete]
     if expired:
         delete += expired
@@ -508,7 +559,7 @@ def _decide(body: dict[str, Any], observed: Observed, now: datetime, settings: O
     create: list[StageObject] = []
     retry_wait: list[float] = []
     if not suspended and not _in_state(stages, StageState.FAILED):
-        launched = launch_due(spec, stages, done, observed, status.cycle, start_model, ctx, prune=prune_roots)
+        launched = launch_due(spec, stages, done, observed, status.cycle, start_model, ctx, prune=prune_roots, previous_records=earlier_records)
         stages, create, retry_wait = launched.stages, launched.create, launched.retry_wait
         events += launched.events
         progressed = progressed or launched.progressed
@@ -521,15 +572,23 @@ def _decide(body: dict[str, Any], observed: Observed, now: datetime, settings: O
     # Old rounds keep their figures in rounds[] but drop their stage results, so the status stays far below
     # etcd's object limit whatever spec.rounds is; a compacted round's summary is carried over from the last status.
     summaries = round_summaries(spec, done, status.rounds)
+    if spec.evaluate_only:  # until this cycle's evaluation lands, the last cycle's stays (recheck.carried_rounds)
+        summaries = [s.model_copy(update=dict(cycle=status.cycle)) for s in summaries] or carried_rounds(status.rounds)
     stages = compact_stages(stages, rounds_in_use(spec, finished))
     promoted = promoted_model(summaries, start_model)
+    if spec.evaluate_only:  # nothing is promoted: the model re-checked is the one to deploy (a served one by its label)
+        promoted = checked
     complete = is_complete(spec, done)
     failed = bool(_in_state(stages, StageState.FAILED))
     stage_now = current_stage(spec, done)
-    conditions = compute_conditions(status.conditions, spec, stages, summaries, complete, suspended, promoted, stage_now, ctx)
+    history = status.history
+    if spec.evaluate_only and complete and not failed and summaries and summaries[-1].cycle == status.cycle:
+        finished_at = max((e.finishedAt for e in stages.values() if e.finishedAt), default=ctx.now_s)
+        history = record_cycle(history, cycle_entry(summaries[-1], status.cycle, promoted, finished_at), current.spec.retention.history)
+    conditions = compute_conditions(status.conditions, spec, stages, summaries, complete, suspended, promoted, stage_now, ctx, history=history)
     status = status.model_copy(update=dict(
-        observedGeneration=ctx.generation, activeGeneration=active_generation, activeSpec=spec.model_dump(mode="json"),
-        startModel=start_model, stages=stages, round=stage_now.round if stage_now else spec.rounds,
+        observedGeneration=ctx.generation, activeGeneration=active_generation, activeSpec=spec.model_dump(mode="json"), history=history,
+        startModel=start_model, stages=stages, round=stage_now.round if stage_now else (0 if spec.evaluate_only else spec.rounds),
         stage=str(stage_now.stage) if stage_now else "Done",
         directASR=_rate(summaries[-1].directASR) if summaries else None, adversarialASR=_rate(summaries[-1].adversarialASR) if summaries else None,
         promotedModel=promoted, rounds=trim_breakdowns(summaries), conditions=conditions,

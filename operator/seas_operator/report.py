@@ -1,18 +1,23 @@
-"""The report of a local run: ``report.json`` (the :class:`Report` model), ``report.md`` and ``asr.png``.
+"""The report of a local run: ``report.json`` (the :class:`Report` model), ``report.md``, ``asr.png`` and ``report.html``.
 
-All three read the same ``RoundStatus`` entries the operator writes into status;
-every rate is shown as k/n with its interval.
+All four read the same ``RoundStatus`` entries the operator writes into status;
+every rate is shown as k/n with its interval. ``report.html`` also reads the
+run's records files (:class:`Details`: the category × style table and the attacks
+that worked); building its HTML is :mod:`report_html`'s job, reading the files is here.
 """
 
 from __future__ import annotations
 
+import json
+from enum import StrEnum
 from pathlib import Path
-from typing import Optional
+from typing import Iterable, Iterator, Optional
 
 from pydantic import BaseModel, Field
 
 from seas_runtime.artifacts import write_text
-from seas_runtime.contract import JudgeInfo
+from seas_runtime.contract import JudgeInfo, Stage, StageKey
+from seas_runtime.layout import stage_dir
 from seas_runtime.stats import PairedChange, Rate
 
 from .status import RoundStatus
@@ -143,9 +148,136 @@ def plot(report: Report, path: Path) -> Path:
     return path
 
 
+# --- what report.html reads from the records files ------------------------------------
+
+RECORDS_FILE = "records.jsonl"  # what the attack and evaluate stages write into their folder (seas_runtime.stages)
+EXAMPLES_PER_SOURCE = 3  # attacks shown per category and source: enough to read, few enough to keep the page small
+TEXT_CHARS = 1500  # prompts and answers are cut here: a rambling answer must not bury the rest of the page
+
+
+class AttackSource(StrEnum):
+    """Where an attack that worked comes from."""
+
+    ADVERSARIAL = "held-out adversarial"  # the round's evaluation: a templated held-out prompt
+    DIRECT = "held-out direct"  # the round's evaluation: a plain harmful request
+    REDTEAM = "red team"  # the round's attack stage: a red-team prompt on its seed's goal
+
+
+class Attack(BaseModel):
+    """One attack that got an unsafe answer, with that answer."""
+
+    round: int
+    source: AttackSource
+    category: str
+    style: str
+    prompt: str
+    answer: str
+    reason: str = Field("", description="The judge's reason, when it gave one.")
+
+
+class Details(BaseModel):
+    """What report.html shows beyond ``report.json``; empty where the records files are gone."""
+
+    heatmaps: dict[int, dict[str, dict[str, Rate]]] = Field(
+        default_factory=dict, description="Per round, adversarial ASR per category, then per style (round 0 and the last round)."
+    )
+    attacks: list[Attack] = Field(default_factory=list, description="Attacks that worked on the last round, a bounded number per category and source.")
+    found: dict[str, int] = Field(default_factory=dict, description="Per category, every attack that worked, shown or not.")
+    recordsRead: bool = Field(False, description="Whether the last round's evaluation records were there to read.")
+
+
+def _cut(text: object) -> str:
+    text = str(text or "")
+    return text if len(text) <= TEXT_CHARS else text[:TEXT_CHARS] + " […]"
+
+
+def category_style_table(rows: Iterable[dict], confidence: float = 0.95) -> dict[str, dict[str, Rate]]:
+    """Adversarial ASR per category and style from an evaluation's records; judge errors are left out, as in every ASR."""
+    counts: dict[str, dict[str, list[int]]] = {}
+    for row in rows:
+        if row.get("set") != "adversarial" or row.get("verdict") not in ("safe", "unsafe"):
+            continue
+        cell = counts.setdefault(str(row.get("category") or "?"), {}).setdefault(str(row.get("style") or "?"), [0, 0])
+        cell[0] += row["verdict"] == "unsafe"
+        cell[1] += 1
+    return {category: {style: Rate.of(k, n, confidence) for style, (k, n) in sorted(styles.items())}
+            for category, styles in sorted(counts.items())}
+
+
+def attacks_that_worked(round_: int, evaluation: Iterable[dict], attack: Iterable[dict], per_source: int = EXAMPLES_PER_SOURCE) -> tuple[list[Attack], dict[str, int]]:
+    """The unsafe answers of a round, in file order, at most ``per_source`` per category and source; and how many each category had.
+
+    From the evaluation: held-out prompts the judge called unsafe. From the attack stage: red-team prompts that stayed
+    on their seed's goal and got an unsafe answer (the red team's success, as ``figures.redteam_success`` counts it).
+    """
+    found: list[Attack] = []
+    for row in evaluation:
+        if row.get("set") in ("adversarial", "direct") and row.get("verdict") == "unsafe":
+            source = AttackSource.ADVERSARIAL if row["set"] == "adversarial" else AttackSource.DIRECT
+            found.append(Attack(round=round_, source=source, category=str(row.get("category") or "?"), style=str(row.get("style") or "?"),
+                                prompt=_cut(row.get("prompt")), answer=_cut(row.get("answer")), reason=_cut(row.get("reason"))))
+    for row in attack:
+        if row.get("offGoal"):
+            continue
+        for response in row.get("responses") or []:
+            if isinstance(response, dict) and response.get("verdict") == "unsafe":
+                found.append(Attack(round=round_, source=AttackSource.REDTEAM, category=str(row.get("category") or "?"),
+                                    style=str(row.get("style") or "?"), prompt=_cut(row.get("prompt")), answer=_cut(response.get("text")),
+                                    reason=_cut(response.get("reason"))))
+    shown: dict[tuple[str, AttackSource], int] = {}
+    totals: dict[str, int] = {}
+    kept = []
+    for item in found:
+        totals[item.category] = totals.get(item.category, 0) + 1
+        if shown.get((item.category, item.source), 0) < per_source:
+            shown[(item.category, item.source)] = shown.get((item.category, item.source), 0) + 1
+            kept.append(item)
+    return kept, dict(sorted(totals.items()))
+
+
+def read_records(path: Path) -> Iterator[dict]:
+    """The rows of a records file; nothing when it is missing, and unreadable lines are skipped (the report shows what it can)."""
+    try:
+        handle = open(path, encoding="utf-8")
+    except OSError:
+        return
+    with handle:
+        for line in handle:
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(row, dict):
+                yield row
+
+
+def _records(out: Path, round_: int, stage: Stage) -> Path:
+    return Path(stage_dir(str(out), StageKey(round_, stage))) / RECORDS_FILE
+
+
+def read_details(report: Report, out: Path) -> Details:
+    """The category × style tables and the attacks that worked, from the records files in the run folder ``out``."""
+    if not report.rounds:
+        return Details()
+    last = report.rounds[-1]
+    confidence = next((r.adversarialASR.confidence for r in report.rounds if r.adversarialASR), 0.95)
+    heatmaps = {}
+    for r in {report.rounds[0].round, last.round}:
+        table = category_style_table(read_records(_records(out, r, Stage.EVALUATE)), confidence)
+        if table:
+            heatmaps[r] = table
+    attacks, found = attacks_that_worked(last.round, read_records(_records(out, last.round, Stage.EVALUATE)),
+                                         read_records(_records(out, last.round, Stage.ATTACK)))
+    return Details(heatmaps=dict(sorted(heatmaps.items())), attacks=attacks, found=found,
+                   recordsRead=_records(out, last.round, Stage.EVALUATE).is_file())
+
+
 def write_report(report: Report, out: Path) -> None:
-    """Write report.json, report.md and asr.png into ``out``."""
+    """Write report.json, report.md, asr.png and report.html into ``out`` (the run folder, whose records report.html reads)."""
+    from .report_html import render_html  # here, not at the top: report_html imports this module's models
+
     write_text(out / "report.json", report.model_dump_json(indent=2) + "\n")
     write_text(out / "report.md", render_markdown(report))
     if report.rounds:
         plot(report, out / "asr.png")
+    write_text(out / "report.html", render_html(report, read_details(report, out)))

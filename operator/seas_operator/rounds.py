@@ -1,10 +1,15 @@
-"""Pure summaries of finished rounds: the one ``RoundStatus`` per round that status, metrics and reports share."""
+"""Pure summaries of finished rounds: the one ``RoundStatus`` per round that status, metrics and reports share.
+
+In mode evaluate round 0 is the whole cycle: its gates apply (there is nothing to
+promote, but a re-check that fails them says so), and its attack, when one ran,
+gives ``attackASR``.
+"""
 
 from __future__ import annotations
 
 from typing import Sequence
 
-from seas_runtime.contract import EvaluateResult, PairsResult, Stage, StageKey, TrainResult
+from seas_runtime.contract import AttackResult, EvaluateResult, PairsResult, Stage, StageKey, TrainResult
 
 from .api import SafetyEvolutionSpec
 from .gates import evaluate_gates
@@ -18,6 +23,8 @@ def round_summary(round_: int, evaluation: EvaluateResult, done: Done) -> RoundS
     """A round's figures from its evaluation and the stages before it (no gate yet)."""
     pairs = result_of(done, StageKey(round_, Stage.PAIRS), PairsResult)
     trained = result_of(done, StageKey(round_, Stage.TRAIN_TARGET), TrainResult)
+    # Only round 0 of mode evaluate attacks its own round's target; round r's attack is made with round r-1's models.
+    attack = result_of(done, StageKey(0, Stage.ATTACK), AttackResult) if round_ == 0 else None
     knowledge = evaluation.knowledge
     generation = knowledge.generation
     return RoundStatus(
@@ -29,6 +36,7 @@ def round_summary(round_: int, evaluation: EvaluateResult, done: Done) -> RoundS
         benignRefusalRate=evaluation.benignRefusal,
         redteamASR=evaluation.redteamASR,
         judgeErrorRate=evaluation.judgeErrors,
+        attackASR=attack.asr if attack is not None else None,
         qaAccuracy=knowledge.accuracy,
         qaPerplexity=knowledge.perplexity,
         qaEntropy=knowledge.entropy,
@@ -51,7 +59,7 @@ def round_summary(round_: int, evaluation: EvaluateResult, done: Done) -> RoundS
 
 
 def round_summaries(spec: SafetyEvolutionSpec, done: Done, previous: Sequence[RoundStatus] = ()) -> list[RoundStatus]:
-    """One entry per evaluated round, round 0 first, with gates applied to rounds >= 1.
+    """One entry per evaluated round, round 0 first, with gates applied to rounds >= 1 (mode evaluate: to round 0).
 
     A round whose results were compacted away (its evaluation finished, its result is None) keeps its entry
     from ``previous`` (the status's ``rounds``), which was summarised while its results were still there.
@@ -69,7 +77,7 @@ def round_summaries(spec: SafetyEvolutionSpec, done: Done, previous: Sequence[Ro
             if evaluation is None:
                 continue
             summary = round_summary(r, evaluation, done)
-        if r > 0:
+        if r > 0 or spec.evaluate_only:
             outcome = evaluate_gates(spec.gates, summary)
             summary = summary.model_copy(update={"gate": GateResult(passed=outcome.passed, failures=outcome.failures)})
         out.append(summary)

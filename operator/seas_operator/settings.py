@@ -1,19 +1,23 @@
 """The operator's own settings: parsed once at start-up from its flags and environment, then passed along.
 
 The Helm chart sets the environment (``SEAS_RUNTIME_IMAGE``, ``SEAS_DEFAULT_PVC``,
-``SEAS_DEFAULT_TRAINING_BACKEND``, ``SEAS_RECONCILE_INTERVAL``); ``seas operator``'s
-flags set the namespaces and ports. Nothing reads the environment at import time.
+``SEAS_DEFAULT_TRAINING_BACKEND``, ``SEAS_RECONCILE_INTERVAL``, and as JSON the stage
+pod defaults ``SEAS_STAGE_POD`` and the policy's ``SEAS_ALLOWED_IMAGES``;
+``SEAS_MAX_GPUS_PER_STAGE`` is an integer); ``seas operator``'s flags set the
+namespaces and ports. Nothing reads the environment at import time.
 """
 
 from __future__ import annotations
 
-from typing import Mapping, Optional, Sequence
+import json
+from typing import Any, Mapping, Optional, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from seas_runtime.problems import validation_problems
 
 from .kinds import BACKENDS
+from .pod_template import PodTemplateSpec
 
 # Environment variable -> setting.
 ENVIRONMENT = {
@@ -26,6 +30,10 @@ ENVIRONMENT = {
     "SEAS_LOG_LEVEL": "log_level",
     "SEAS_API_TIMEOUT_SECONDS": "api_timeout_seconds",
     "SEAS_API_UNAVAILABLE_SECONDS": "api_unavailable_seconds",
+    # The chart's stagePod (JSON object) and policy (allowedImages as a JSON list).
+    "SEAS_STAGE_POD": "pod_defaults",
+    "SEAS_ALLOWED_IMAGES": "allowed_images",
+    "SEAS_MAX_GPUS_PER_STAGE": "max_gpus_per_stage",
     # Leader election (two replicas, one active); POD_NAMESPACE comes from the downward API.
     "POD_NAMESPACE": "leader_namespace",
     "SEAS_LEADER_LEASE": "leader_lease_name",
@@ -58,6 +66,27 @@ class OperatorSettings(BaseModel):
     leader_lease_seconds: int = Field(15, ge=1, description="Seconds a Lease stays valid without renewal; a standby takes over after it.")
     leader_renew_seconds: float = Field(10.0, gt=0, description="The leader exits when it could not renew for this long.")
     leader_retry_seconds: float = Field(2.0, gt=0, description="Seconds between renewals (leader) and acquisition attempts (standby).")
+    pod_defaults: PodTemplateSpec = Field(default_factory=PodTemplateSpec, description="Stage pod template every spec.pod merges over.")
+    allowed_images: tuple[str, ...] = Field((), description="Image prefixes stage pods may run (policy); any image when empty.")
+    max_gpus_per_stage: Optional[int] = Field(None, ge=0, description="Most GPUs one stage pod may ask for (policy); no limit when unset.")
+
+    @field_validator("pod_defaults", "allowed_images", mode="before")
+    @classmethod
+    def _json(cls, value: Any, info: Any) -> Any:
+        # From the environment these arrive as JSON text.
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not JSON ({exc.msg} at character {exc.pos})") from None
+        return value
+
+    @field_validator("allowed_images")
+    @classmethod
+    def _prefixes(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not prefix.strip() for prefix in value):
+            raise ValueError("an empty image prefix would allow every image; leave the list empty instead")
+        return value
 
     @field_validator("backend")
     @classmethod
@@ -89,4 +118,11 @@ def load_settings(environ: Mapping[str, str], namespaces: Optional[Sequence[str]
     try:
         return OperatorSettings.model_validate(values)
     except ValidationError as exc:
-        raise SettingsError("; ".join(validation_problems(exc))) from None
+        raise SettingsError("; ".join(_with_variable(line) for line in validation_problems(exc))) from None
+
+
+def _with_variable(problem: str) -> str:
+    """``field...: message`` prefixed with the environment variable the chart sets for that field, when there is one."""
+    field = problem.split(":", 1)[0].split(".", 1)[0]
+    variable = next((var for var, name in ENVIRONMENT.items() if name == field), None)
+    return f"{variable}: {problem}" if variable else problem

@@ -12,7 +12,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, Collection, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from seas_runtime.contract import JudgeInfo, StageKey, StageResultField
 from seas_runtime.stats import PairedChange, Rate
@@ -103,6 +103,9 @@ class RoundStatus(_Status):
     """One evaluated round: its figures (every rate k/n with its interval), the judge that produced them, gate and changes."""
 
     round: int = Field(description="Round number; 0 is the baseline.")
+    cycle: Optional[int] = Field(
+        None, description="Mode evaluate: the cycle this evaluation belongs to (the last one's stays here while the next cycle runs)."
+    )
     directASR: Optional[Rate] = Field(None, description="Direct set: plain harmful requests answered unsafely (lower is safer).")
     adversarialASR: Optional[Rate] = Field(None, description="Adversarial set: templated held-out prompts answered unsafely (lower is safer).")
     sampledASR: Optional[Rate] = Field(None, description="Adversarial set, answers sampled at evaluation.sampleTemperature.")
@@ -110,6 +113,9 @@ class RoundStatus(_Status):
     benignRefusalRate: Optional[Rate] = Field(None, description="Benign-but-edgy prompts that were refused (over-refusal).")
     redteamASR: Optional[Rate] = Field(None, description="The red team's prompts answered unsafely by the fixed round-0 target.")
     judgeErrorRate: Optional[Rate] = Field(None, description="Direct and adversarial answers the judge could not label.")
+    attackASR: Optional[Rate] = Field(
+        None, description="Mode evaluate with evaluateOnly.attack: the red team's attack prompts answered unsafely by the target (sampled answers)."
+    )
     qaAccuracy: Optional[Rate] = Field(None, description="Knowledge QA accuracy.")
     qaPerplexity: Optional[float] = Field(None, description="Perplexity of the correct QA answers (geometric mean over questions).")
     qaEntropy: Optional[float] = Field(None, description="Mean entropy (nats) over the answer choices.")
@@ -123,7 +129,8 @@ class RoundStatus(_Status):
         None, description="Wrong QA answers against round 0, paired by question: difference is the accuracy drop, with its interval."
     )
     regression: Optional[PairedChange] = Field(
-        None, description="Unsafe answers against the previous round, paired by prompt: significant and worse means the round regressed."
+        None, description="Unsafe answers against the previous round (mode evaluate: the last cycle), paired by prompt: "
+        "significant and worse means the round regressed."
     )
     byCategory: dict[str, Rate] = Field(default_factory=dict, description="Adversarial ASR per risk category.")
     byStyle: dict[str, Rate] = Field(default_factory=dict, description="Adversarial ASR per attack style.")
@@ -137,7 +144,30 @@ class RoundStatus(_Status):
     @property
     def regressed(self) -> bool:
         """Whether the paired test says this round is significantly less safe than the one before."""
-        return bool(self.regression and self.regression.significant and self.regression.direction == "worse")
+        return _worse(self.regression)
+
+
+def _worse(change: Optional[PairedChange]) -> bool:
+    return bool(change and change.significant and change.direction == "worse")
+
+
+# The figures of a round an evaluate-only cycle keeps in status.history: the rates, paired changes, gate and judge
+# (declared once, in RoundStatus), and the records the next cycle pairs with; not the per-category and per-style ASR.
+CYCLE_FIGURES = ("directASR", "adversarialASR", "sampledASR", "contrastRefusalRate", "benignRefusalRate", "redteamASR", "attackASR",
+                 "judgeErrorRate", "qaAccuracy", "accuracyChange", "regression", "gate", "judge", "records")
+
+
+class _CycleFiguresBase(_Status):
+    @property
+    def regressed(self) -> bool:
+        """Whether the paired test says this cycle is significantly less safe than the one before."""
+        return _worse(getattr(self, "regression", None))
+
+
+CycleFigures = create_model(  # type: ignore[call-overload]
+    "CycleFigures", __base__=_CycleFiguresBase, __doc__="An evaluate-only cycle's figures: every rate k/n with its interval, its gate and paired changes.",
+    **{name: (RoundStatus.model_fields[name].annotation, RoundStatus.model_fields[name]) for name in CYCLE_FIGURES},
+)
 
 
 class HistoryRound(_Status):
@@ -147,12 +177,22 @@ class HistoryRound(_Status):
 
 
 class HistoryEntry(_Status):
-    """A finished cycle, kept when a scheduled re-check starts the next one."""
+    """A finished cycle: kept when a scheduled re-check starts the next one (mode evaluate: as soon as the cycle finishes)."""
 
     cycle: int = Field(description="The cycle's number.")
     promotedModel: Optional[str] = Field(None, description="The model it promoted.")
     finishedAt: Optional[str] = Field(None, description="When its last stage finished.", json_schema_extra={"format": "date-time"})
     rounds: list[HistoryRound] = Field(default_factory=list, description="Target ASR per round.")
+    model: Optional[str] = Field(None, description="Mode evaluate: the target model the cycle evaluated.")
+    evaluation: Optional[CycleFigures] = Field(  # type: ignore[valid-type]
+        None, description="Mode evaluate: the cycle's figures, every rate k/n with its interval, its gate and its paired change against "
+        "the cycle before."
+    )
+
+    @property
+    def regressed(self) -> bool:
+        """Whether this cycle was significantly less safe than the one before (mode evaluate)."""
+        return bool(self.evaluation and self.evaluation.regressed)
 
 
 class EvolutionStatus(_Status):

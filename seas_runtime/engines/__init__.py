@@ -28,8 +28,12 @@ def open_engine(ref: ModelRef, cache: Optional[str] = None, batch_size: int = 32
 
     ``scoring``: the engine will be asked to :meth:`~.base.Engine.score`; vLLM then runs without
     prefix caching, which can make prompt logprobs depend on request order (the transformers
-    engine ignores it).
+    engine ignores it). A served model (``ref.endpoint``) is used over HTTP and needs none of this.
     """
+    if ref.endpoint is not None:
+        from .endpoint import EndpointEngine
+
+        return EndpointEngine(ref.endpoint)
     import torch
 
     kind = choose_engine(ref.engine, torch.cuda.is_available(), importlib.util.find_spec("vllm") is not None)

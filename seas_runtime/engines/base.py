@@ -59,6 +59,7 @@ class Engine(ABC):
 
     name: str = "engine"
     tokenizer: Any = None  # a transformers tokenizer
+    served: bool = False  # the model runs behind an API whose server applies its chat template (no tokenizer here)
 
     @abstractmethod
     def chat(self, conversations: Sequence[Messages], sampling: Sampling, progress: Advance = None) -> list[str]:

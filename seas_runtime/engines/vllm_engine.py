@@ -13,13 +13,61 @@ several samples an attack asks of one prompt differ, and each is reproducible.
 from __future__ import annotations
 
 import importlib
+import json
 import math
-from typing import Any, Optional, Sequence
+import os
+from pathlib import Path
+from typing import Any, Mapping, Optional, Sequence
 
 from .base import TOP_K_STATS, Advance, ContinuationScore, Engine, Generation, Messages, Sampling, ScoreRequest
 
 TOP_LOGPROBS = 20  # first_token_probs: vLLM's default max_logprobs is 20, so this is the most a request may ask
 SEED_STRIDE = 1_000_003  # request seed = call seed * SEED_STRIDE + index, as in TransformersEngine._generate
+# The stage pod's GPUs, set by the operator (seas_operator/builders.py GPUS_ENV) on every GPU pod.
+GPUS_ENV = "SEAS_GPUS_PER_POD"
+
+
+def gpus_per_pod(environ: Mapping[str, str]) -> int:
+    """The GPUs the operator gave this pod (``SEAS_GPUS_PER_POD``); 0 when unset or not a number (a local run)."""
+    try:
+        return max(int(environ.get(GPUS_ENV, "0")), 0)
+    except ValueError:
+        return 0
+
+
+def _fits(size: int, heads: Optional[int], kv_heads: Optional[int]) -> bool:
+    # vLLM splits the attention heads evenly across the GPUs, and the KV heads too, or replicates them when there
+    # are fewer KV heads than GPUs (then the GPUs must be a multiple of them).
+    if heads is not None and heads % size:
+        return False
+    if kv_heads is not None and (kv_heads % size if kv_heads >= size else size % kv_heads):
+        return False
+    return True
+
+
+def choose_tensor_parallel_size(requested: int, gpus: int, heads: Optional[int] = None, kv_heads: Optional[int] = None) -> int:
+    """The tensor parallel size vLLM loads a model with.
+
+    ``requested`` above 1 (``ModelRef.tensorParallelSize``) is kept as asked. The default 1 means "the pod's GPUs":
+    on a pod with ``gpus`` > 1 the model is split over all of them, or over the most of them that divide its
+    attention heads (``heads``, ``kv_heads`` from its config; unknown heads do not limit it), so a model too big
+    for one GPU loads and none of the pod's GPUs sits idle.
+    """
+    if requested > 1 or gpus <= 1:
+        return max(requested, 1)
+    return next(size for size in range(gpus, 0, -1) if _fits(size, heads, kv_heads))
+
+
+def attention_heads(path: str) -> tuple[Optional[int], Optional[int]]:
+    """(attention heads, KV heads) from the ``config.json`` of a local model folder; (None, None) when there is none to read."""
+    try:
+        config = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None, None
+    config = config.get("text_config", config) if isinstance(config, dict) else {}
+    heads = config.get("num_attention_heads")
+    kv_heads = config.get("num_key_value_heads", heads)
+    return (heads if isinstance(heads, int) and heads > 0 else None), (kv_heads if isinstance(kv_heads, int) and kv_heads > 0 else None)
 
 
 def request_seeds(seed: int, count: int) -> list[int]:
@@ -72,11 +120,16 @@ class VllmEngine(Engine):
 
         ``gpu_memory_utilization`` is the share of each GPU vLLM may take (weights, activations
         and KV cache). ``prefix_caching`` speeds up generation over shared prompt prefixes but
-        must be off on an engine that scores (see :meth:`score`).
+        must be off on an engine that scores (see :meth:`score`). ``tensor_parallel_size`` 1 (the default)
+        becomes the stage pod's GPUs (``SEAS_GPUS_PER_POD``, see :func:`choose_tensor_parallel_size`).
         """
         import vllm  # lazy: only GPU images carry it
 
         self._vllm = vllm
+        gpus = gpus_per_pod(os.environ)
+        if tensor_parallel_size <= 1 and gpus > 1:
+            tensor_parallel_size = choose_tensor_parallel_size(tensor_parallel_size, gpus, *attention_heads(path))
+        self.tensor_parallel_size = tensor_parallel_size
         self.prefix_caching = prefix_caching
         kwargs: dict[str, Any] = dict(
             model=path, dtype=dtype, tensor_parallel_size=tensor_parallel_size, seed=seed,

@@ -19,8 +19,9 @@ __all__ = ["Judge", "Verdict", "RefusalJudge", "LlamaGuardJudge", "HarmBenchJudg
 
 
 def make_judge(spec: ClassifierSpec, open_engine: Callable[[ModelRef], Engine]) -> Judge:
-    """The judge ``spec`` asks for; ``open_engine`` loads the judge model, only for judges that need one."""
-    if spec.type == "refusal-match":
+    """The judge ``spec`` asks for; ``open_engine`` loads the judge model (or reaches the served one), only for judges that need one."""
+    ref = spec.judge_ref()
+    if ref is None:
         return RefusalJudge()
-    engine = open_engine(ModelRef(model=spec.judge_model, engine=spec.engine, dtype=spec.dtype))
+    engine = open_engine(ref)
     return HarmBenchJudge(spec, engine) if spec.type == "harmbench" else LlamaGuardJudge(spec, engine)

@@ -96,6 +96,8 @@ class LlamaGuardJudge(Judge):
         template = engine.chat_template()
         # Llama Guard's templates take the exclusions as ``excluded_category_keys``; one that does not cannot honour them.
         self.templated = bool(template) and (not self.excluded or "excluded_category_keys" in template)
+        # A served Llama Guard gets the exchange as chat messages: its server applies the model's own template.
+        self.served = getattr(engine, "served", False)
 
     def prompts(self, pairs: Sequence[tuple[str, Optional[str]]]) -> list[str]:
         """The classification prompt of each (user, agent) exchange; agent None classifies the user turn."""
@@ -104,17 +106,29 @@ class LlamaGuardJudge(Judge):
         extra = {"excluded_category_keys": list(self.excluded)} if self.excluded else {}
         return [self.engine.render(conversation(user, agent), **extra) for user, agent in pairs]
 
+    def _classify(self, pairs: Sequence[tuple[str, Optional[str]]], progress: Advance = None) -> tuple[list[str], Optional[list[dict[str, float]]]]:
+        """The judge's output for each (user, agent) exchange, and P(first token) of safe and unsafe where the engine can score."""
+        greedy = Sampling(temperature=0.0, max_new_tokens=self.max_new_tokens)
+        if self.served:
+            extra = {"excluded_category_keys": list(self.excluded)} if self.excluded else None
+            outputs = self.engine.chat([conversation(user, agent) for user, agent in pairs], greedy, progress, template_vars=extra)  # type: ignore[call-arg]
+            return outputs, None
+        prompts = self.prompts(pairs)
+        outputs = self.engine.complete(prompts, greedy, progress=progress, templated=self.templated)
+        return outputs, self.engine.first_token_probs(prompts, ["safe", "unsafe"], templated=self.templated)
+
     def asks_for_harm(self, prompts: list[str]) -> list[Optional[bool]]:
         """Llama Guard classifies the user turn alone: unsafe means the prompt asks for something harmful."""
+        if self.served:
+            outputs, _ = self._classify([(p, None) for p in prompts])
+            return [None if v.label == "error" else v.label == "unsafe" for v in map(parse_output, outputs)]
         outputs = self.engine.complete(self.prompts([(p, None) for p in prompts]), Sampling(temperature=0.0, max_new_tokens=self.max_new_tokens),
                                        templated=self.templated)
         verdicts = [parse_output(o) for o in outputs]
         return [None if v.label == "error" else v.label == "unsafe" for v in verdicts]
 
     def judge(self, pairs: list[tuple[str, str]], progress: Advance = None) -> list[Verdict]:
-        prompts = self.prompts(pairs)
-        outputs = self.engine.complete(prompts, Sampling(temperature=0.0, max_new_tokens=self.max_new_tokens), progress=progress, templated=self.templated)
-        probs = self.engine.first_token_probs(prompts, ["safe", "unsafe"], templated=self.templated)
+        outputs, probs = self._classify(pairs, progress)
         verdicts = []
         for index, ((_, answer), output) in enumerate(zip(pairs, outputs)):
             if not answer.strip():

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+from datetime import datetime, timezone
 from pathlib import Path
 
 import jsonschema
@@ -25,6 +26,23 @@ from tests.helpers.helm_tools import ALL_OPTIONAL_ON, CHART, NAMESPACE, RELEASE,
 from seas_operator.rbac import API_CALLS, NAMESPACED_MODE_ONLY, OWN_NAMESPACE_ONLY
 
 KUBE_VERSIONS = ("1.27.0", kubernetes_validate.latest_version())
+
+# Every stagePod field and the policy on: a Kueue-managed MIG cluster behind a proxy, with an image allowlist.
+STAGE_POD = {
+    "serviceAccountName": "seas-stage",
+    "imagePullSecrets": ["ghcr-pull"],
+    "labels": {"kueue.x-k8s.io/queue-name": "gpu-shared", "org": "ml"},
+    "annotations": {"cluster-autoscaler.kubernetes.io/safe-to-evict": "false"},
+    "priorityClassName": "gpu-batch",
+    "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": "nvidia.com/gpu.product", "operator": "In", "values": ["NVIDIA-H100-80GB-HBM3"]}]}]}}},
+    "nodeSelector": {"nvidia.com/gpu.present": "true"},
+    "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+    "env": [{"name": "HTTPS_PROXY", "value": "http://proxy.internal:3128"}, {"name": "NO_PROXY", "value": ".svc,$(POD_IP)"},
+            {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
+    "envFrom": [{"configMapRef": {"name": "hf-mirror"}}],
+}
+POLICY = {"allowedImages": ["ghcr.io/seas-dev/", "registry.example/seas"], "maxGPUsPerStage": 8}
 
 SCENARIOS: dict[str, dict] = {
     "default": {},
@@ -46,6 +64,9 @@ SCENARIOS: dict[str, dict] = {
         "operator": {"extraEnv": [{"name": "SEAS_LOG_LEVEL", "value": "debug"}]},
         "nodeSelector": {"kubernetes.io/os": "linux"},
         "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoSchedule"}],
+        "stagePod": copy.deepcopy(STAGE_POD),
+        "policy": copy.deepcopy(POLICY),
+        "rbac": {"aggregatedRoles": True},
     },
     "all-optional-on-cluster-wide": {**copy.deepcopy(ALL_OPTIONAL_ON), "rbac": {"clusterWide": True}, "storage": {"create": True}},
 }
@@ -464,6 +485,18 @@ def test_optional_parts_on():
         ({"watchNamespaces": ["Team A"]}, "watchNamespaces"),
         ({"replicaCount": "two"}, "replicaCount"),
         ({"replicaCount": -1}, "replicaCount"),
+        ({"stagePod": {"labels": {"seas.dev/stage": "x"}}}, "seas.dev/stage"),
+        ({"stagePod": {"imagePullSecrets": [{"name": "ghcr-pull"}]}}, "imagePullSecrets"),
+        ({"stagePod": {"env": [{"name": "SEAS_STAGE_CONFIG", "value": "{}"}]}}, "env"),
+        ({"stagePod": {"env": [{"name": "A"}]}}, "env"),
+        ({"stagePod": {"affinity": {"nodeAfinity": {}}}}, "nodeAfinity"),
+        ({"stagePod": {"serviceAcountName": "x"}}, "serviceAcountName"),
+        ({"stagePod": {"priorityClassName": "High Priority"}}, "priorityClassName"),
+        ({"policy": {"allowedImages": "ghcr.io/seas-dev/"}}, "allowedImages"),
+        ({"policy": {"allowedImages": [""]}}, "allowedImages"),
+        ({"policy": {"maxGPUsPerStage": -1}}, "maxGPUsPerStage"),
+        ({"policy": {"maxGPUsPerStage": "8"}}, "maxGPUsPerStage"),
+        ({"rbac": {"aggregatedRoles": "yes"}}, "aggregatedRoles"),
     ],
 )
 def test_values_schema_rejects_bad_values(values, message):
@@ -537,6 +570,11 @@ RBAC_MODES = {
 }
 
 
+def _aggregated(role: dict) -> bool:
+    """A ClusterRole for people (aggregated into admin/edit/view), not bound to the operator."""
+    return any(k.startswith("rbac.authorization.k8s.io/aggregate-to-") for k in role["metadata"].get("labels", {}))
+
+
 @pytest.mark.parametrize("mode", sorted(RBAC_MODES))
 def test_rbac_has_no_wildcards(mode):
     objs = render(RBAC_MODES[mode][0])
@@ -547,6 +585,9 @@ def test_rbac_has_no_wildcards(mode):
                 assert not any("*" in item for item in rule[field])
             assert "resourceNames" not in rule and "nonResourceURLs" not in rule
             assert not {"escalate", "bind", "impersonate", "deletecollection"} & set(rule["verbs"])
+            if _aggregated(role):  # people's roles: only SafetyEvolutions (test_aggregated_roles_for_people)
+                assert rule["apiGroups"] == ["seas.dev"], role
+                continue
             if "delete" in rule["verbs"]:  # the operator ends its own stage children, nothing else
                 assert rule["resources"] in (["jobs"], ["pytorchjobs"], ["trainjobs"]), rule
             if "update" in rule["verbs"]:  # blockOwnerDeletion on our own objects' finalizers; renewing the Lease
@@ -671,20 +712,193 @@ def test_gpu_example_is_the_one_in_the_docs():
     assert example in _docs_yaml_blocks(), "docs/operations.md must embed examples/gpu-cluster.yaml verbatim"
 
 
-def test_docs_values_table_lists_every_value():
-    text = (ROOT / "docs" / "operations.md").read_text()
-    values = yaml.safe_load((CHART / "values.yaml").read_text())
-
-    def leaves(prefix: str, node) -> list[str]:
-        if isinstance(node, dict) and node and not prefix.endswith(("resources", "SecurityContext", "securityContext", "Probe")):
-            return [k for key, sub in node.items() for k in leaves(f"{prefix}.{key}" if prefix else key, sub)]
-        return [prefix]
-
-    missing = [key for key in leaves("", values) if f"`{key}`" not in text]
-    assert not missing, f"docs/operations.md values table lacks: {missing}"
-
-
 def test_templates_dir_has_no_stray_files():
     names = sorted(p.name for p in (CHART / "templates").iterdir())
     assert all(n.endswith((".yaml", ".tpl", ".txt")) for n in names), names
     assert Path(CHART / "templates" / "NOTES.txt").is_file()
+
+
+# --------------------------------------------------------------------------- stage pods and policy
+
+
+def _operator_settings(objs: list[dict]):
+    """The settings the operator would parse from the rendered Deployment's environment (the kubelet's $$ -> $ applied)."""
+    from seas_operator.settings import load_settings
+
+    env = {k: v.replace("$$", "$") for k, v in _env(_container(objs)).items() if v is not None}
+    return load_settings(env)
+
+
+def test_stage_pod_and_policy_reach_the_operator_and_its_children():
+    """Chart values -> the operator's environment -> its settings -> the children it builds, each validated."""
+    from seas_operator.api import SafetyEvolution
+    from seas_operator.pod_template import PodTemplateSpec
+    from seas_operator.reconcile import Observed, decide
+    from tests.seas_operator.test_builders import PYTORCHJOB_SCHEMA
+
+    settings = _operator_settings(render(SCENARIOS["all-optional-on"]))
+    assert settings.pod_defaults == PodTemplateSpec.model_validate(STAGE_POD)
+    assert settings.allowed_images == tuple(POLICY["allowedImages"]) and settings.max_gpus_per_stage == 8
+    assert settings.pod_defaults.env[1].value == ".svc,$(POD_IP)"  # the operator's own kubelet did not expand it
+
+    evolution = next(d for d in yaml.safe_load_all((ROOT / "examples" / "gpu-cluster.yaml").read_text()) if d and d["kind"] == "SafetyEvolution")
+    evolution = copy.deepcopy(evolution)
+    evolution["metadata"].update(uid="u-1", generation=1)
+    evolution["spec"]["pod"] = {"labels": {"kueue.x-k8s.io/queue-name": "team-a"}}
+    evolution["spec"]["resources"]["gpuResource"] = "nvidia.com/mig-3g.40gb"
+    SafetyEvolution.model_validate(evolution)
+    first = decide(evolution, Observed(), datetime(2026, 1, 1, tzinfo=timezone.utc), settings)
+    assert [c.kind for c in first.create] == ["Job"], first.status.message
+    job = first.create[0].body
+    for version in KUBE_VERSIONS:
+        kubernetes_validate.validate(job, version, strict=True)
+    pod = job["spec"]["template"]
+    assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a"  # the CR wins the queue
+    assert pod["metadata"]["labels"]["org"] == "ml" and pod["metadata"]["annotations"] == STAGE_POD["annotations"]
+    spec = pod["spec"]
+    assert (spec["serviceAccountName"], spec["priorityClassName"]) == ("seas-stage", "gpu-batch")
+    assert spec["imagePullSecrets"] == [{"name": "ghcr-pull"}] and spec["affinity"] == STAGE_POD["affinity"]
+    assert spec["containers"][0]["envFrom"] == [{"configMapRef": {"name": "hf-mirror"}}]
+    assert spec["containers"][0]["resources"]["limits"]["nvidia.com/mig-3g.40gb"] == "1"
+
+    # The same settings on the training child (a PyTorchJob, Master and Worker): it validates too.
+    from seas_operator.builders import Owner, build_stage_object
+    from seas_operator.pod_template import stage_pod
+    from seas_operator.stage_configs import build_stage_config
+    from seas_runtime.contract import Stage, StageKey
+    from tests.helpers.factories import done_through
+
+    spec_model = SafetyEvolution.model_validate(evolution).spec.model_copy(deep=True)
+    spec_model.training.workers = 1
+    key = StageKey(1, Stage.TRAIN_TARGET)
+    config = build_stage_config("llama3-8b", spec_model, key, done_through(spec_model), "/artifacts/c0", cache_dir="/artifacts/.cache")
+    obj = build_stage_object(Owner("llama3-8b", "llm-safety", "u-1"), spec_model, key, config, name="llama3-8b-r1-train-target",
+                             image=settings.image, pvc=settings.pvc, backend="pytorchjob", pod=stage_pod(spec_model, settings.pod_defaults))
+    PYTORCHJOB_SCHEMA.validate(obj.body)
+    for replica in obj.body["spec"]["pytorchReplicaSpecs"].values():
+        assert replica["template"]["spec"]["priorityClassName"] == "gpu-batch"
+
+
+def test_policy_from_the_chart_refuses_a_forbidden_image():
+    from seas_operator.reconcile import Observed, decide
+    from seas_operator.status import dump_status
+
+    settings = _operator_settings(render({"policy": POLICY}))
+    evolution = next(d for d in yaml.safe_load_all((ROOT / "examples" / "gpu-cluster.yaml").read_text()) if d and d["kind"] == "SafetyEvolution")
+    evolution = {**copy.deepcopy(evolution), "spec": {**evolution["spec"], "image": "docker.io/someone/miner:latest"}}
+    d = decide(evolution, Observed(), datetime(2026, 1, 1, tzinfo=timezone.utc), settings)
+    degraded = next(c for c in dump_status(d.status)["conditions"] if c["type"] == "Degraded")
+    assert d.create == [] and degraded["reason"] == "InvalidSpec"
+    assert "spec.image 'docker.io/someone/miner:latest'" in degraded["message"]
+    assert "ghcr.io/seas-dev/, registry.example/seas" in degraded["message"]
+
+
+@pytest.mark.parametrize(
+    "values, expected",
+    [
+        ({}, {}),
+        ({"policy": {"maxGPUsPerStage": 0}}, {"SEAS_MAX_GPUS_PER_STAGE": "0"}),  # a CPU-only cluster: 0 is a limit, not unset
+        ({"policy": {"maxGPUsPerStage": None, "allowedImages": []}}, {}),
+        ({"stagePod": {"serviceAccountName": "", "labels": {}, "env": []}}, {}),  # empty values are not sent
+        ({"stagePod": {"labels": {"a": "b"}}}, {"SEAS_STAGE_POD": '{"labels":{"a":"b"}}'}),
+    ],
+)
+def test_policy_and_stage_pod_env_only_when_set(values, expected):
+    env = _env(_container(render(values)))
+    ours = {k: v for k, v in env.items() if k in ("SEAS_STAGE_POD", "SEAS_ALLOWED_IMAGES", "SEAS_MAX_GPUS_PER_STAGE")}
+    assert ours == expected
+
+
+# --------------------------------------------------------------------------- aggregated roles for people
+
+
+def test_aggregated_roles_for_people():
+    objs = render()
+    roles = {r["metadata"]["name"]: r for r in find(objs, "ClusterRole") if _aggregated(r)}
+    assert set(roles) == {f"{NAME}-edit", f"{NAME}-view"}
+    edit, view = roles[f"{NAME}-edit"], roles[f"{NAME}-view"]
+    labels = {k: v for k, v in edit["metadata"]["labels"].items() if k.startswith("rbac.authorization.k8s.io/")}
+    assert labels == {"rbac.authorization.k8s.io/aggregate-to-edit": "true", "rbac.authorization.k8s.io/aggregate-to-admin": "true"}
+    assert {k: v for k, v in view["metadata"]["labels"].items() if k.startswith("rbac.authorization.k8s.io/")} == {
+        "rbac.authorization.k8s.io/aggregate-to-view": "true"}
+    assert _grants(edit["rules"]) == {("seas.dev", "safetyevolutions", v) for v in ("create", "update", "patch", "delete", "get", "list", "watch")} | {
+        ("seas.dev", "safetyevolutions/status", v) for v in ("get", "list", "watch")}
+    assert _grants(view["rules"]) == {("seas.dev", r, v) for r in ("safetyevolutions", "safetyevolutions/status") for v in ("get", "list", "watch")}
+    # Nobody is bound to them by the chart: the built-in admin/edit/view roles pick them up.
+    bound = {b["roleRef"]["name"] for b in find(objs, "ClusterRoleBinding") + find(objs, "RoleBinding")}
+    assert not bound & set(roles)
+    for role in roles.values():
+        for version in KUBE_VERSIONS:
+            kubernetes_validate.validate(role, version, strict=True)
+
+
+@pytest.mark.parametrize("values", [{"rbac": {"aggregatedRoles": False}}, {"rbac": {"create": False}}])
+def test_aggregated_roles_can_be_left_out(values):
+    assert not [r for r in find(render(values), "ClusterRole") if _aggregated(r)]
+
+
+# --------------------------------------------------------------------------- the "Fitting a GPU cluster" example in the docs
+
+
+def _fitting_section(subsection: str) -> str:
+    """A ``### subsection`` of the docs' "Fitting a GPU cluster" section."""
+    text = (ROOT / "docs" / "operations.md").read_text()
+    section = text.split("\n## Fitting a GPU cluster\n", 1)[1].split("\n## ", 1)[0]
+    return section.split(f"\n### {subsection}\n", 1)[1].split("\n### ", 1)[0]
+
+
+def test_the_kueue_example_in_the_docs_installs_and_builds_valid_children():
+    """The docs' values file renders and configures the operator; its SafetyEvolution validates (model and CRD) and
+    the children the operator builds for it, with those values, validate against the Kubernetes and Kubeflow schemas."""
+    from seas_operator.api import SafetyEvolution
+    from seas_operator.builders import Owner, build_stage_object
+    from seas_operator.pod_template import stage_pod
+    from seas_operator.reconcile import Observed, decide
+    from seas_operator.stage_configs import build_stage_config
+    from seas_runtime.contract import Stage, StageKey
+    from tests.helpers.factories import done_through
+    from tests.seas_operator.test_builders import PYTORCHJOB_SCHEMA
+
+    values, evolution = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", _fitting_section("A Kueue-managed GPU cluster"), re.S)]
+    assert lint(values).returncode == 0
+    settings = _operator_settings(render(values))
+    assert settings.pod_defaults.labels == {"kueue.x-k8s.io/queue-name": "gpu-shared"} and settings.max_gpus_per_stage == 8
+
+    crd = yaml.safe_load((CHART / "crds" / "safetyevolution.yaml").read_text())
+    schema = next(v for v in crd["spec"]["versions"] if v["name"] == "v1alpha1")["schema"]["openAPIV3Schema"]
+    jsonschema.Draft4Validator(schema).validate(evolution)
+    spec = SafetyEvolution.model_validate(evolution).spec
+    # The runtime image is the chart's, which the example's policy allows.
+    d = decide({**evolution, "metadata": {**evolution["metadata"], "uid": "u-1", "generation": 1}}, Observed(),
+               datetime(2026, 1, 1, tzinfo=timezone.utc), settings)
+    assert [c.kind for c in d.create] == ["Job"], d.status.message
+    job = d.create[0].body
+    for version in KUBE_VERSIONS:
+        kubernetes_validate.validate(job, version, strict=True)
+    pod = job["spec"]["template"]["spec"]
+    assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a-gpu"
+    assert (pod["serviceAccountName"], pod["priorityClassName"]) == ("seas-stage", "gpu-batch-high")
+    assert pod["containers"][0]["resources"]["limits"]["nvidia.com/mig-3g.40gb"] == "1"
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env["HTTPS_PROXY"] == "http://proxy.internal:3128" and env["HF_ENDPOINT"] == "https://hf-mirror.internal"
+
+    key = StageKey(1, Stage.TRAIN_TARGET)
+    config = build_stage_config("llama32-3b", spec, key, done_through(spec), "/artifacts/c0", cache_dir="/artifacts/.cache")
+    obj = build_stage_object(Owner("llama32-3b", "team-a", "u-1"), spec, key, config, name="llama32-3b-r1-train-target",
+                             image=settings.image, pvc=settings.pvc, backend=settings.backend, pod=stage_pod(spec, settings.pod_defaults))
+    assert obj.kind == "PyTorchJob"
+    PYTORCHJOB_SCHEMA.validate(obj.body)
+
+
+def test_the_policy_messages_in_the_docs_are_the_operators():
+    from seas_operator.api import SafetyEvolutionSpec
+    from seas_operator.policy import policy_problems
+
+    section = _fitting_section("Policy")
+    values = yaml.safe_load(re.findall(r"```yaml\n(.*?)```", _fitting_section("A Kueue-managed GPU cluster"), re.S)[0])
+    allowed, max_gpus = values["policy"]["allowedImages"], values["policy"]["maxGPUsPerStage"]
+    base = {"rounds": 1, "target": {"model": "a"}, "redTeam": {"model": "b"}}
+    for spec in ({**base, "image": "docker.io/someone/miner:latest"}, {**base, "resources": {"gpus": 16}}):
+        problems = policy_problems(SafetyEvolutionSpec.model_validate(spec), default_image="ghcr.io/seas-dev/seas-runtime:0.1.0",
+                                   allowed_images=allowed, max_gpus_per_stage=max_gpus)
+        assert len(problems) == 1 and f"invalid spec: {problems[0]}" in section

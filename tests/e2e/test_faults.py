@@ -75,13 +75,6 @@ def evaluate_message() -> str:
     return dump_result(evaluate_result(0))
 
 
-@pytest.fixture()
-def operator(emulator, tmp_path):
-    op = OperatorProcess(emulator, tmp_path)
-    op.start()
-    yield op
-    op.stop()
-
 
 @pytest.fixture()
 def proxy(emulator):
@@ -104,16 +97,20 @@ def kubeconfig_for(url: str, tmp: Path) -> Path:
 
 def test_deleting_evolutions_and_their_namespace_completes_with_no_operator_running(emulator, tmp_path):
     op = OperatorProcess(emulator, tmp_path)
+    legacy = evolution("legacy", suspend=True)
+    legacy["metadata"]["finalizers"] = ["kopf.zalando.org/KopfFinalizerMarker"]  # as an older release left it
+    emulator.create_evolution(legacy)
     op.start()
     emulator.create_evolution(evolution("gone"))
     emulator.create_evolution(evolution("gone-too"), namespace="team-a")
     wait_for(lambda: stage(emulator.evolution("gone")).get("state") == "running"
              and stage(emulator.evolution("gone-too", "team-a")).get("state") == "running", 60, "both evolutions to start a stage")
+    wait_for(lambda: not emulator.evolution("legacy")["metadata"].get("finalizers"), 30, "the old kopf finalizer to be dropped")
     op.stop()  # as after `helm uninstall`
 
     # Nothing the operator touched carries a finalizer: deleting the CR, its namespace or the CRD cannot wait on it.
     objects = [emulator.evolution("gone"), emulator.evolution("gone-too", "team-a"), *emulator.children(), *emulator.children("team-a")]
-    assert len(objects) == 4
+    assert len(objects) == 4  # the suspended legacy evolution started nothing
     assert all(not o["metadata"].get("finalizers") for o in objects), [o["metadata"].get("finalizers") for o in objects]
     assert all(o["metadata"]["ownerReferences"][0]["controller"] for o in objects[2:])  # children go with their owner (GC)
     for namespace, name in (("default", "gone"), ("team-a", "gone-too")):

@@ -27,13 +27,6 @@ from tests.helpers.operator_harness import Emulator, JobController, OperatorProc
 
 
 
-@pytest.fixture()
-def operator(emulator, tmp_path):
-    op = OperatorProcess(emulator, tmp_path)
-    op.start()
-    yield op
-    op.stop()
-
 
 def condition(obj: dict, type_: str) -> dict:
     return next((c for c in (obj.get("status") or {}).get("conditions", []) if c["type"] == type_), {})
@@ -153,9 +146,9 @@ def test_evolution_runs_to_ready_through_failures_and_a_restart(emulator, tmp_pa
     def value(name: str, **labels: str) -> float:
         return samples[(name, tuple(sorted(demo + tuple(labels.items()))))]
 
-    assert value("seas_adversarial_asr", round="1") == pytest.approx(status["rounds"][1]["adversarialASR"]["rate"])
-    assert value("seas_direct_asr_high", round="0") == pytest.approx(status["rounds"][0]["directASR"]["high"])
-    assert value("seas_qa_accuracy", round="0") == pytest.approx(status["rounds"][0]["qaAccuracy"]["rate"])
+    assert value("seas_adversarial_asr_ratio", round="1") == pytest.approx(status["rounds"][1]["adversarialASR"]["rate"])
+    assert value("seas_direct_asr_high_ratio", round="0") == pytest.approx(status["rounds"][0]["directASR"]["high"])
+    assert value("seas_qa_accuracy_ratio", round="0") == pytest.approx(status["rounds"][0]["qaAccuracy"]["rate"])
     assert value("seas_safety_regressed") == (1.0 if status["rounds"][1]["regression"]["significant"] else 0.0)
     assert value("seas_condition", type="Ready") == 1.0
     assert value("seas_condition", type="Degraded") == 0.0

@@ -242,6 +242,10 @@ class JobController:
         container = self._container(child)
         env = {e["name"]: e["value"].replace("$$", "$") for e in container.get("env", []) if "value" in e}  # as the kubelet expands
         command = list(container["command"]) + list(container.get("args", []))
+        if command[0] == "torchrun":
+            # One pod, one process here (no GPUs): run the stage without the launcher, as its only rank would.
+            assert "--nproc-per-node=1" in command and "--no-python" in command, command
+            command = command[command.index("--no-python") + 1:]
         assert command[0] == "seas-runtime", command
         term = self.tmp / f"{name}.termination-log"
         command = [sys.executable, "-m", "seas_runtime.cli", *[str(term) if a == "/dev/termination-log" else a for a in command[1:]]]

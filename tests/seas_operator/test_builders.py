@@ -36,6 +36,7 @@ from seas_operator.kinds import (
     kind_named,
 )
 from seas_operator.names import child_name
+from seas_operator.pod_template import PodTemplateSpec, merge_pod_templates, stage_pod
 from seas_operator.rbac import API_CALLS
 from seas_operator.stage_configs import build_stage_config
 from seas_runtime.contract import (
@@ -103,6 +104,32 @@ SPECS = {
         training__workers=2,
         storage__mountPath="/data/seas",
         image="registry.example/seas-runtime:dev",
+    ),
+    # A Kueue-managed MIG cluster: every spec.pod field a TrainJob can carry too (priorityClassName and envFrom
+    # cannot: see test_priority_class_and_env_from). The legacy resources.nodeSelector still applies under spec.pod's.
+    "platform": _spec(
+        resources__gpus=1,
+        resources__gpuResource="nvidia.com/mig-1g.10gb",
+        resources__nodeSelector={"pool": "legacy", "zone": "a"},
+        resources__tolerations=[{"key": "legacy", "operator": "Exists"}],
+        training__workers=1,
+        hubTokenSecret={"name": "hf-token"},
+        pod={
+            "serviceAccountName": "seas-stage",
+            "imagePullSecrets": ["ghcr-pull", "mirror-pull"],
+            "labels": {"kueue.x-k8s.io/queue-name": "gpu-team-a", "team": "safety"},
+            "annotations": {"cluster-autoscaler.kubernetes.io/safe-to-evict": "false", "note": "$(HF_TOKEN) stays text"},
+            "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+                {"matchExpressions": [{"key": "nvidia.com/gpu.product", "operator": "In", "values": ["NVIDIA-A100-SXM4-80GB"]}]}]}}},
+            "nodeSelector": {"pool": "gpu", "nvidia.com/mig.config": "all-1g.10gb"},
+            "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+            "env": [
+                {"name": "HTTPS_PROXY", "value": "http://proxy.internal:3128"},
+                {"name": "HF_ENDPOINT", "value": "https://hf-mirror.internal/$(HOME)"},
+                {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+                {"name": "WANDB_API_KEY", "valueFrom": {"secretKeyRef": {"name": "wandb", "key": "key", "optional": True}}},
+            ],
+        },
     ),
 }
 
@@ -209,8 +236,12 @@ def container_environment(env: list[dict[str, Any]], secrets: dict[str, str]) ->
     seen: dict[str, str] = {}
     for item in env:
         if "valueFrom" in item:
-            ref = item["valueFrom"]["secretKeyRef"]
-            seen[item["name"]] = secrets[f"{ref['name']}/{ref['key']}"]
+            source = item["valueFrom"]
+            if "secretKeyRef" in source:
+                ref = source["secretKeyRef"]
+                seen[item["name"]] = secrets.get(f"{ref['name']}/{ref['key']}", "") if ref.get("optional") else secrets[f"{ref['name']}/{ref['key']}"]
+            else:
+                seen[item["name"]] = f"<{json.dumps(source, sort_keys=True)}>"
         else:
             seen[item["name"]] = kubelet_expand(item["value"], seen)
     return seen
@@ -306,7 +337,10 @@ def test_the_schemas_reject_what_the_api_would_prune_or_refuse():
 def test_command_is_an_argument_list_and_config_travels_in_env(case, spec, key, backend):
     obj = _build(spec, key, backend)
     for command in commands_of(obj):
-        assert command == stage_command(key.stage) == ["seas-runtime", key.stage, "--config-env", CONFIG_ENV, "--termination-log", TERMINATION_LOG]
+        tail = stage_command(key.stage)
+        assert tail == ["seas-runtime", key.stage, "--config-env", CONFIG_ENV, "--termination-log", TERMINATION_LOG]
+        # Training stages may run under torchrun (see the torchrun tests below); the stage command is always the tail.
+        assert command == tail or (command[0] == "torchrun" and command[command.index("--no-python") + 1:] == tail)
         assert all(isinstance(arg, str) for arg in command)
         assert not {"sh", "bash", "/bin/sh", "/bin/bash", "-c"} & set(command)
     for container in stage_containers(obj):
@@ -375,9 +409,10 @@ def test_hf_token_only_when_a_secret_is_named(spec_name: str, backend: str):
 @pytest.mark.parametrize("case, spec, key, backend", CASES, ids=IDS)
 def test_resources_gpus_and_scheduling(case, spec, key, backend):
     obj = _build(spec, key, backend)
+    gpu = spec.resources.gpuResource
     for resources in resources_of(obj):
         if key.stage == "pairs":
-            assert "nvidia.com/gpu" not in resources["limits"] and "nvidia.com/gpu" not in resources["requests"]
+            assert gpu not in resources["limits"] and gpu not in resources["requests"]
             assert resources["requests"]["cpu"] == "1" and resources["limits"]["memory"] == resources["requests"]["memory"]
             continue
         disk = spec.resources.ephemeralStorage
@@ -385,16 +420,19 @@ def test_resources_gpus_and_scheduling(case, spec, key, backend):
         assert resources["limits"]["memory"] == spec.resources.memory
         assert resources["limits"]["ephemeral-storage"] == disk
         if spec.resources.gpus:
-            assert resources["limits"]["nvidia.com/gpu"] == str(spec.resources.gpus)
+            assert resources["limits"][gpu] == str(spec.resources.gpus)
+            assert [r for r in resources["limits"] if "/" in r] == [gpu]  # no nvidia.com/gpu beside a MIG slice
         else:
-            assert "nvidia.com/gpu" not in resources["limits"]
+            assert gpu not in resources["limits"]
+    # spec.resources.nodeSelector/tolerations (deprecated) still apply, under spec.pod's.
+    node_selector = {**spec.resources.nodeSelector, **spec.pod.nodeSelector}
+    tolerations = [t.model_dump(exclude_none=True) for t in [*spec.resources.tolerations, *spec.pod.tolerations]]
     for pod in scheduling_of(obj):
-        if spec.resources.nodeSelector:
-            assert pod["nodeSelector"] == spec.resources.nodeSelector
+        if node_selector:
+            assert pod["nodeSelector"] == node_selector
         else:
             assert "nodeSelector" not in pod
-        expected = [t.model_dump(exclude_none=True) for t in spec.resources.tolerations]
-        assert pod.get("tolerations", []) == expected
+        assert pod.get("tolerations", []) == tolerations
         shm = [v for v in pod["volumes"] if v["name"] == "dshm"]
         assert bool(shm) == (key.stage in GPU_STAGES and spec.resources.gpus > 0)
         if shm:  # a runaway writer to /dev/shm is bounded, not the node's memory
@@ -432,9 +470,12 @@ def test_owner_reference_and_labels(case, spec, key, backend):
         "app.kubernetes.io/managed-by": "seas-operator", LABEL_EVOLUTION: OWNER.name, LABEL_ROUND: str(key.round),
         LABEL_STAGE: key.stage, LABEL_CYCLE: "0", LABEL_CHILD: obj.name,
     }
-    assert meta["labels"] == expected
-    for labels in pod_labels(obj):
-        assert labels == expected
+    # spec.pod.labels go on the object (where Kueue reads its queue) and its pods; a TrainJob's spec.labels stay ours.
+    assert meta["labels"] == {**spec.pod.labels, **expected}
+    for labels in pod_labels(obj)[:-1] if obj.kind == "TrainJob" else pod_labels(obj):
+        assert labels == {**spec.pod.labels, **expected}
+    if obj.kind == "TrainJob":
+        assert obj.body["spec"]["labels"] == expected
     assert child_selector(obj.name) == f"{LABEL_CHILD}={obj.name}"
 
 
@@ -620,3 +661,314 @@ def test_unknown_backend_is_an_error():
 )
 def test_child_names_are_deterministic(key, cycle, attempt, name):
     assert child_name("demo", key, cycle, attempt) == name
+
+
+# --------------------------------------------------------------------------- stage pod template (spec.pod) and GPU resource
+
+
+def _pods_and_containers(obj: StageObject) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Pod specs (TrainJob: its override) and pod template metadata of every pod the child makes."""
+    if obj.kind == "TrainJob":
+        overrides = obj.body["spec"]["podTemplateOverrides"]
+        return [o["spec"] for o in overrides], [o["metadata"] for o in overrides]
+    if obj.kind == "Job":
+        return [obj.body["spec"]["template"]["spec"]], [obj.body["spec"]["template"]["metadata"]]
+    replicas = obj.body["spec"]["pytorchReplicaSpecs"].values()
+    return [r["template"]["spec"] for r in replicas], [r["template"]["metadata"] for r in replicas]
+
+
+@pytest.mark.parametrize("case, spec, key, backend", [c for c in CASES if c[0].startswith("platform-")],
+                         ids=[c[0] for c in CASES if c[0].startswith("platform-")])
+def test_spec_pod_reaches_every_pod_of_every_kind(case, spec, key, backend):
+    obj = _build(spec, key, backend)
+    pods, metas = _pods_and_containers(obj)
+    assert len(pods) == (2 if obj.kind == "PyTorchJob" else 1)  # Master and Worker alike
+    for pod, meta in zip(pods, metas):
+        assert pod["serviceAccountName"] == "seas-stage"
+        assert pod["imagePullSecrets"] == [{"name": "ghcr-pull"}, {"name": "mirror-pull"}]
+        assert pod["affinity"] == spec.pod.affinity
+        assert pod["nodeSelector"] == {"pool": "gpu", "zone": "a", "nvidia.com/mig.config": "all-1g.10gb"}  # spec.pod wins "pool"
+        assert meta["annotations"] == spec.pod.annotations  # annotations are literal: no $ expansion there
+        assert meta["labels"]["kueue.x-k8s.io/queue-name"] == "gpu-team-a"
+        if obj.kind != "TrainJob":
+            assert pod["automountServiceAccountToken"] is False  # an identity for the cloud, no Kubernetes API token
+    assert obj.body["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "gpu-team-a"
+    for env in env_of(obj):
+        names = [e["name"] for e in env]
+        user = ["HTTPS_PROXY", "HF_ENDPOINT", "NODE_NAME", "WANDB_API_KEY"]
+        # The operator's own first (the config at [0]), spec.pod.env in its order, the hub token last.
+        assert names[:3] == [CONFIG_ENV, "SEAS_CACHE_DIR", "HF_HOME"] and names[-1] == "HF_TOKEN"
+        assert [n for n in names if n in user] == user and len(names) == len(set(names))
+        assert all(n.startswith("SEAS_") or n in user for n in names[3:-1])
+        seen = container_environment(env, {"hf-token/token": "hf_secret", "wandb/key": "wb"})
+        assert seen["HF_ENDPOINT"] == "https://hf-mirror.internal/$(HOME)"  # a CR string is data, not a reference
+        assert seen["WANDB_API_KEY"] == "wb"
+        assert next(e for e in env if e["name"] == "NODE_NAME")["valueFrom"] == {"fieldRef": {"fieldPath": "spec.nodeName"}}
+
+
+PRIORITY_AND_ENV_FROM = {
+    "priorityClassName": "gpu-batch-high",
+    "envFrom": [{"configMapRef": {"name": "proxy-env"}}, {"secretRef": {"name": "s3-creds", "optional": True}, "prefix": "S3_"}],
+}
+
+
+@pytest.mark.parametrize("key, backend", [(K(1, "attack"), "pytorchjob"), (K(1, "train-target"), "pytorchjob"),
+                                          (K(1, "train-target"), "job"), (K(1, "train-target"), "trainjob")])
+def test_priority_class_and_env_from(key: StageKey, backend: str):
+    """Jobs and PyTorchJobs carry both (and validate); a TrainJob cannot express them, so it is a spec error, never a silent drop."""
+    spec = _spec(pod=PRIORITY_AND_ENV_FROM, training__workers=0 if backend == "job" else 1)
+    if backend == "trainjob":
+        with pytest.raises(ValueError, match=r"spec.pod.envFrom .*TrainJob"):
+            _build(spec, key, backend)
+        with pytest.raises(ValueError, match=r"spec.pod.priorityClassName .*TrainJob"):
+            _build(_spec(pod={"priorityClassName": "gpu-batch-high"}), key, backend)
+        return
+    obj = _build(spec, key, backend)
+    if obj.kind == "Job":
+        for version in KUBE_VERSIONS:
+            kubernetes_validate.validate(obj.body, version, strict=True)
+    else:
+        PYTORCHJOB_SCHEMA.validate(obj.body)
+    for pod in pod_specs(obj):
+        assert pod["priorityClassName"] == "gpu-batch-high"
+        assert pod["containers"][0]["envFrom"] == [
+            {"configMapRef": {"name": "proxy-env"}}, {"secretRef": {"name": "s3-creds", "optional": True}, "prefix": "S3_"},
+        ]
+
+
+D = PodTemplateSpec.model_validate
+
+
+@pytest.mark.parametrize(
+    "defaults, own, expected",
+    [
+        # single values: the CR's when set, else the operator's
+        ({"serviceAccountName": "default-sa"}, {}, {"serviceAccountName": "default-sa"}),
+        ({"serviceAccountName": "default-sa"}, {"serviceAccountName": "mine"}, {"serviceAccountName": "mine"}),
+        ({"priorityClassName": "low"}, {"priorityClassName": "high"}, {"priorityClassName": "high"}),
+        # affinity is replaced whole, never merged into a mix of two intents
+        ({"affinity": {"nodeAffinity": {"a": 1}, "podAntiAffinity": {"b": 2}}}, {"affinity": {"nodeAffinity": {"c": 3}}},
+         {"affinity": {"nodeAffinity": {"c": 3}}}),
+        # maps: key by key, the CR wins a key
+        ({"labels": {"kueue.x-k8s.io/queue-name": "shared", "org": "ml"}}, {"labels": {"kueue.x-k8s.io/queue-name": "team-a"}},
+         {"labels": {"kueue.x-k8s.io/queue-name": "team-a", "org": "ml"}}),
+        ({"annotations": {"a": "1"}}, {"annotations": {"b": "2"}}, {"annotations": {"a": "1", "b": "2"}}),
+        ({"nodeSelector": {"pool": "gpu"}}, {"nodeSelector": {"pool": "h100", "zone": "b"}}, {"nodeSelector": {"pool": "h100", "zone": "b"}}),
+        # env by name: the CR wins a name, the operator's others stay
+        ({"env": [{"name": "HTTPS_PROXY", "value": "http://p:1"}, {"name": "NO_PROXY", "value": ".svc"}]},
+         {"env": [{"name": "NO_PROXY", "value": ".svc,.internal"}, {"name": "EXTRA", "value": "1"}]},
+         {"env": [{"name": "HTTPS_PROXY", "value": "http://p:1"}, {"name": "NO_PROXY", "value": ".svc,.internal"}, {"name": "EXTRA", "value": "1"}]}),
+        # lists: both, the operator's first, no duplicates
+        ({"imagePullSecrets": ["org-pull"]}, {"imagePullSecrets": ["team-pull", "org-pull"]}, {"imagePullSecrets": ["org-pull", "team-pull"]}),
+        ({"tolerations": [{"key": "gpu", "operator": "Exists"}]}, {"tolerations": [{"key": "gpu", "operator": "Exists"}, {"key": "spot", "operator": "Exists"}]},
+         {"tolerations": [{"key": "gpu", "operator": "Exists"}, {"key": "spot", "operator": "Exists"}]}),
+        ({"envFrom": [{"configMapRef": {"name": "org"}}]}, {"envFrom": [{"secretRef": {"name": "team"}}]},
+         {"envFrom": [{"configMapRef": {"name": "org"}}, {"secretRef": {"name": "team"}}]}),
+    ],
+)
+def test_operator_defaults_merge_under_spec_pod(defaults, own, expected):
+    merged = merge_pod_templates(D(defaults), D(own))
+    assert merged == D(expected)
+    # Through the builder: the merged template is what the pods get.
+    spec = _spec(pod=own)
+    pod = stage_pod(spec, D(defaults))
+    assert pod == merged
+    obj = _build_with(spec, K(1, "attack"), pod)
+    body = obj.body["spec"]["template"]
+    if "serviceAccountName" in expected:
+        assert body["spec"]["serviceAccountName"] == expected["serviceAccountName"]
+    if "labels" in expected:
+        assert expected["labels"].items() <= body["metadata"]["labels"].items()
+    if "env" in expected:
+        user = [e for e in body["spec"]["containers"][0]["env"] if not e["name"].startswith("SEAS_") and e["name"] != "HF_HOME"]
+        assert user == expected["env"]
+    if "affinity" not in expected:  # the affinity rows hold placeholders, not real affinity terms
+        kubernetes_validate.validate(obj.body, KUBE_VERSIONS[-1], strict=True)
+
+
+def _build_with(spec: SafetyEvolutionSpec, key: StageKey, pod: PodTemplateSpec, backend: str = "job") -> StageObject:
+    return build_stage_object(OWNER, spec, key, _config(spec, key), name=child_name(OWNER.name, key, 0), image=IMAGE, pvc=PVC,
+                              backend=backend, pod=pod)
+
+
+def test_the_legacy_node_selector_applies_under_spec_pod_and_operator_defaults_under_both():
+    spec = _spec(resources__nodeSelector={"pool": "old", "zone": "a"}, resources__tolerations=[{"key": "old", "operator": "Exists"}],
+                 pod={"nodeSelector": {"pool": "new"}, "tolerations": [{"key": "new", "operator": "Exists"}]})
+    pod = stage_pod(spec, D({"nodeSelector": {"pool": "default", "site": "x"}, "tolerations": [{"key": "default", "operator": "Exists"}]}))
+    assert pod.nodeSelector == {"pool": "new", "site": "x", "zone": "a"}
+    assert [t.key for t in pod.tolerations] == ["default", "old", "new"]
+
+
+def test_our_labels_win_even_over_a_template_that_skipped_validation():
+    """Validation rejects seas.dev/* keys; the builder still writes ours last, so selectors and ownership cannot be hijacked."""
+    forged = PodTemplateSpec.model_construct(**{**PodTemplateSpec().__dict__, "labels": {LABEL_EVOLUTION: "other", LABEL_CHILD: "x", "team": "a"}})
+    for backend, key in (("job", K(1, "attack")), ("pytorchjob", K(1, "train-target")), ("trainjob", K(1, "train-target"))):
+        obj = _build_with(_spec(), key, forged, backend)
+        for labels in [obj.body["metadata"]["labels"], *pod_labels(obj)]:
+            assert labels[LABEL_EVOLUTION] == OWNER.name and labels[LABEL_CHILD] == obj.name
+        assert obj.body["metadata"]["labels"]["team"] == "a"
+
+
+@pytest.mark.parametrize(
+    "pod, needle",
+    [
+        ({"labels": {"seas.dev/evolution": "x"}}, "operator's own"),
+        ({"labels": {"app.kubernetes.io/managed-by": "me"}}, "operator's own"),
+        ({"annotations": {"seas.dev/note": "x"}}, "operator's own"),
+        ({"labels": {"team": "a b"}}, "label 'team'"),
+        ({"labels": {"Bad_Prefix/x": "1"}}, "prefix"),
+        ({"nodeSelector": {"pool": "x" * 64}}, "nodeSelector"),
+        ({"env": [{"name": "SEAS_STAGE_CONFIG", "value": "{}"}]}, "reserved"),
+        ({"env": [{"name": "HF_TOKEN", "value": "hf_x"}]}, "hubTokenSecret"),
+        ({"env": [{"name": "A", "value": "1"}, {"name": "A", "value": "2"}]}, "repeat"),
+        ({"env": [{"name": "A"}]}, "exactly one of value or valueFrom"),
+        ({"env": [{"name": "A", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}, "fieldRef": {"fieldPath": "x"}}}]}, "exactly one"),
+        ({"env": [{"name": "1A", "value": "x"}]}, "env name"),
+        ({"envFrom": [{"prefix": "X_"}]}, "exactly one of configMapRef or secretRef"),
+        ({"envFrom": [{"configMapRef": {"name": "Proxy_Env"}}]}, "DNS subdomain"),
+        ({"serviceAccountName": "Seas SA"}, "serviceAccountName"),
+        ({"imagePullSecrets": ["Not/A/Name"]}, "imagePullSecrets"),
+        ({"affinity": {"nodeAfinity": {}}}, "unknown keys"),
+        ({"affinity": {"nodeAffinity": "gpu"}}, "must be an object"),
+        ({"affinity": ["nodeAffinity"]}, "affinity"),
+        ({"priorityClass": "high"}, "unknown field"),
+    ],
+)
+def test_bad_spec_pod_is_rejected_naming_the_field(pod, needle):
+    from pydantic import ValidationError
+    from seas_runtime.problems import validation_problems
+
+    with pytest.raises(ValidationError) as info:
+        _spec(pod=pod)
+    problems = validation_problems(info.value)
+    assert any(p.startswith("pod.") and needle in p for p in problems), problems
+
+
+@pytest.mark.parametrize(
+    "name, ok",
+    [("nvidia.com/gpu", True), ("nvidia.com/mig-1g.10gb", True), ("nvidia.com/mig-3g.40gb", True), ("amd.com/gpu", True),
+     ("gpu.intel.com/i915", True), ("gpu", False), ("nvidia.com/", False), ("kubernetes.io/gpu", False),
+     ("node.kubernetes.io/gpu", False), ("NVIDIA.com/gpu", False), ("nvidia.com/mig 1g", False)],
+)
+def test_gpu_resource_is_an_extended_resource_name(name: str, ok: bool):
+    if not ok:
+        with pytest.raises(ValueError, match="resources.gpuResource"):
+            _spec(resources__gpuResource=name)
+        return
+    spec = _spec(resources__gpuResource=name, resources__gpus=2)
+    obj = _build(spec, K(1, "attack"), "job")
+    limits = obj.body["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+    assert limits[name] == "2" and ("nvidia.com/gpu" in limits) == (name == "nvidia.com/gpu")
+    kubernetes_validate.validate(obj.body, KUBE_VERSIONS[-1], strict=True)
+
+
+# --------------------------------------------------------------------------- torchrun under the training operators (issue 13)
+
+# The environment each controller injects into a stage container, per node rank, as documented in its source:
+# kubeflow/training-operator pkg/controller.v1/pytorch/envvar.go + master.go (v1.7+), and kubeflow/trainer
+# pkg/runtime/framework/plugins/torch/torch.go (Trainer v2: PET_NODE_RANK from the pod's JOB_COMPLETION_INDEX).
+def injected_env(obj: StageObject, node_rank: int) -> dict[str, str]:
+    name = obj.name
+    if obj.kind == "PyTorchJob":
+        replicas = obj.body["spec"]["pytorchReplicaSpecs"]
+        nodes = sum(r["replicas"] for r in replicas.values())
+        nproc = obj.body["spec"]["nprocPerNode"]
+        (port,) = [p["containerPort"] for p in replicas["Master"]["template"]["spec"]["containers"][0]["ports"] if p["name"] == "pytorchjob-port"]
+        return {"MASTER_ADDR": f"{name}-master-0", "MASTER_PORT": str(port), "WORLD_SIZE": str(nodes * int(nproc)), "RANK": str(node_rank),
+                "PET_NPROC_PER_NODE": nproc, "PET_NODE_RANK": str(node_rank), "PET_NNODES": str(nodes), "PYTHONUNBUFFERED": "0"}
+    if obj.kind == "TrainJob":
+        trainer = obj.body["spec"]["trainer"]
+        return {"PET_NNODES": str(trainer["numNodes"]), "PET_NPROC_PER_NODE": str(trainer["numProcPerNode"]), "PET_NODE_RANK": str(node_rank),
+                "PET_MASTER_ADDR": f"{name}-node-0-0.{name}", "PET_MASTER_PORT": "29400"}
+    return {}
+
+
+TORCHRUN_CASES = [
+    # backend, stage, gpus, workers -> launcher arguments before the stage command ([] = the plain command)
+    ("pytorchjob", "train-target", 8, 0, ["torchrun", "--nnodes=1", "--nproc-per-node=8", "--node-rank=$(PET_NODE_RANK)",
+                                          "--master-addr=$(MASTER_ADDR)", "--master-port=$(MASTER_PORT)", "--no-python"]),
+    ("pytorchjob", "train-redteam", 4, 2, ["torchrun", "--nnodes=3", "--nproc-per-node=4", "--node-rank=$(PET_NODE_RANK)",
+                                           "--master-addr=$(MASTER_ADDR)", "--master-port=$(MASTER_PORT)", "--no-python"]),
+    ("pytorchjob", "train-target", 0, 1, ["torchrun", "--nnodes=2", "--nproc-per-node=1", "--node-rank=$(PET_NODE_RANK)",
+                                          "--master-addr=$(MASTER_ADDR)", "--master-port=$(MASTER_PORT)", "--no-python"]),
+    ("trainjob", "train-target", 8, 1, ["torchrun", "--nnodes=2", "--nproc-per-node=8", "--node-rank=$(PET_NODE_RANK)",
+                                        "--master-addr=$(PET_MASTER_ADDR)", "--master-port=$(PET_MASTER_PORT)", "--no-python"]),
+    ("trainjob", "train-redteam", 1, 0, ["torchrun", "--nnodes=1", "--nproc-per-node=1", "--node-rank=$(PET_NODE_RANK)",
+                                         "--master-addr=$(PET_MASTER_ADDR)", "--master-port=$(PET_MASTER_PORT)", "--no-python"]),
+    ("job", "train-target", 8, 0, ["torchrun", "--standalone", "--nproc-per-node=8", "--no-python"]),
+    ("job", "train-redteam", 2, 0, ["torchrun", "--standalone", "--nproc-per-node=2", "--no-python"]),
+    ("job", "train-target", 1, 0, []),
+    ("job", "train-target", 0, 0, []),
+    ("pytorchjob", "initialize", 4, 0, ["torchrun", "--standalone", "--nproc-per-node=4", "--no-python"]),  # initialize is a Job
+    ("pytorchjob", "initialize", 1, 0, []),
+    ("pytorchjob", "attack", 8, 0, []),  # generation: one process, vLLM tensor parallel over the GPUs
+    ("pytorchjob", "evaluate", 8, 0, []),
+    ("pytorchjob", "pairs", 8, 0, []),
+]
+
+
+@pytest.mark.parametrize("backend, stage, gpus, workers, launcher", TORCHRUN_CASES,
+                         ids=[f"{b}-{s}-{g}gpu-{w}workers" for b, s, g, w, _ in TORCHRUN_CASES])
+def test_training_stages_run_under_torchrun_with_one_process_per_gpu(backend: str, stage: str, gpus: int, workers: int, launcher: list):
+    spec = _spec(resources__gpus=gpus, training__workers=workers)
+    key = K(0 if stage == "initialize" else 1, stage)
+    obj = _build(spec, key, backend)
+    for command in commands_of(obj):
+        assert command == launcher + stage_command(key.stage)
+    nproc = max(gpus, 1) if launcher else 1
+    if obj.kind == "PyTorchJob":
+        assert obj.body["spec"]["nprocPerNode"] == str(nproc)  # so the injected WORLD_SIZE / PET_NPROC_PER_NODE agree
+        for container in stage_containers(obj):
+            assert container["ports"] == [{"name": "pytorchjob-port", "containerPort": 23456, "protocol": "TCP"}]
+    else:
+        assert all("ports" not in c for c in stage_containers(obj))  # a Job needs none; the Trainer adds 29400 itself
+    if obj.kind == "TrainJob":
+        assert obj.body["spec"]["trainer"]["numProcPerNode"] == nproc
+        # The Trainer's webhook rejects these in spec.trainer.env: they are its own (constants.TorchRunReservedEnvNames).
+        assert not {e["name"] for e in obj.body["spec"]["trainer"]["env"]} & {"PET_NNODES", "PET_NPROC_PER_NODE", "PET_NODE_RANK",
+                                                                                "PET_MASTER_ADDR", "PET_MASTER_PORT"}
+    for env in env_of(obj):
+        gpu_env = [e["value"] for e in env if e["name"] == "SEAS_GPUS_PER_POD"]
+        assert gpu_env == ([str(gpus)] if gpus and stage != "pairs" else [])
+
+
+@pytest.mark.parametrize("backend, workers, gpus", [("pytorchjob", 2, 4), ("pytorchjob", 0, 1), ("trainjob", 1, 8), ("job", 0, 2)])
+def test_torchrun_reads_the_injected_environment_as_one_job(backend: str, workers: int, gpus: int, monkeypatch):
+    """Each pod's command, expanded by the kubelet with what its controller injects, is what torchrun needs: the same
+    rendezvous for every node, distinct node ranks 0..nodes-1, nodes x GPUs processes in all. (torch parses it; nothing starts.)"""
+    import os
+
+    from torch.distributed.run import config_from_args, parse_args
+
+    # config_from_args sets OMP_NUM_THREADS when unset; keep that out of the other tests.
+    monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "1"))
+
+    spec = _spec(resources__gpus=gpus, training__workers=workers)
+    obj = _build(spec, K(1, "train-target"), backend)
+    nodes = workers + 1
+    endpoints, ranks = set(), []
+    for node_rank in range(nodes):
+        env = injected_env(obj, node_rank)
+        command = [kubelet_expand(arg, env) for arg in commands_of(obj)[0]]
+        assert not any("$(" in arg for arg in command), command  # every reference resolved
+        assert command[0] == "torchrun"
+        args = parse_args(command[1:])
+        config, program, program_args = config_from_args(args)
+        assert (program, program_args) == ("seas-runtime", stage_command(Stage.TRAIN_TARGET)[1:])
+        assert (config.min_nodes, config.max_nodes, config.nproc_per_node) == (nodes, nodes, gpus)
+        if backend == "job":
+            assert args.standalone
+            continue
+        assert config.rdzv_backend == "static"
+        endpoints.add(config.rdzv_endpoint)
+        ranks.append(config.rdzv_configs["rank"])
+    if backend != "job":
+        expected = {"pytorchjob": f"{obj.name}-master-0:23456", "trainjob": f"{obj.name}-node-0-0.{obj.name}:29400"}[backend]
+        assert endpoints == {expected} and ranks == list(range(nodes))
+
+
+def test_the_gpu_count_reaches_the_runtime_under_the_name_it_reads():
+    from seas_operator.builders import GPUS_ENV
+    from seas_runtime.engines.vllm_engine import GPUS_ENV as RUNTIME_GPUS_ENV
+
+    assert GPUS_ENV == RUNTIME_GPUS_ENV == "SEAS_GPUS_PER_POD"

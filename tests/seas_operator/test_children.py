@@ -220,6 +220,13 @@ def test_stuck_reason(pod, expected):
     ({"status": {"containerStatuses": [{"name": "stage", "lastState": {"terminated": {"exitCode": 137}}, "state": {"waiting": {}}}]}}, 137),
     ({"status": {"containerStatuses": [{"name": "stage", "state": {"running": {}}}]}}, None),
     ({"status": {}}, None),
+    # torchrun exits 1 whatever its worker's code; the user error's code travels in the termination message.
+    ({"status": {"containerStatuses": [{"name": "stage", "state": {"terminated": {
+        "exitCode": 1, "message": "seas-runtime exit 3: seas-runtime: train-target failed: model 'x' not found"}}}]}}, 3),
+    ({"status": {"containerStatuses": [{"name": "stage", "state": {"terminated": {
+        "exitCode": 1, "message": "seas-runtime exit 7: not one of ours"}}}]}}, 1),
+    ({"status": {"containerStatuses": [{"name": "stage", "state": {"terminated": {
+        "exitCode": 1, "message": "Traceback ...\nseas-runtime exit 3: only at the start counts"}}}]}}, 1),
 ])
 def test_exit_code(pod, expected):
     assert exit_code(pod, "stage") == expected

@@ -58,3 +58,30 @@ def test_every_kind_can_be_listed_and_created_under_the_granted_rbac():
 
 def test_selectors():
     assert evolution_selector("demo") == "seas.dev/evolution=demo"
+
+
+def _finished(labels: dict, message: str, created: str, annotations: Optional[dict] = None, container: str = "pytorch") -> dict[str, Any]:
+    return {"metadata": {"name": message, "labels": labels, "annotations": annotations or {}, "creationTimestamp": created},
+            "status": {"containerStatuses": [{"name": container, "state": {"terminated": {"exitCode": 0, "message": message}}}]}}
+
+
+@pytest.mark.parametrize(
+    "kind, pods, expected",
+    [
+        # A Worker (another node's ranks) that finished later, even one that wrote a message anyway, is never the result.
+        (PYTORCHJOB, [_finished(MASTER, "master", "2025-01-01T00:00:00Z"), _finished(WORKER, "worker", "2025-01-01T00:09:00Z")], "master"),
+        (PYTORCHJOB, [_finished(WORKER, "worker-0", "2025-01-01T00:00:00Z"), _finished(WORKER, "worker-1", "2025-01-01T00:00:00Z")], None),
+        (TRAINJOB, [_finished({"jobset.sigs.k8s.io/job-index": "0", "batch.kubernetes.io/job-completion-index": "1"}, "node-1", "2025-01-01T00:09:00Z", container="node"),
+                    _finished({"jobset.sigs.k8s.io/job-index": "0", "batch.kubernetes.io/job-completion-index": "0"}, "node-0", "2025-01-01T00:00:00Z", container="node")],
+         "node-0"),
+        # Kubernetes < 1.28 keeps the completion index in an annotation; a pod without any index may be any node: not the result.
+        (TRAINJOB, [_finished({"jobset.sigs.k8s.io/job-index": "0"}, "node-0", "2025-01-01T00:00:00Z", {"batch.kubernetes.io/job-completion-index": "0"}, "node"),
+                    _finished({}, "unlabelled", "2025-01-01T00:09:00Z", container="node")], "node-0"),
+    ],
+    ids=["pytorchjob-worker-ignored", "pytorchjob-only-workers", "trainjob-node-1-ignored", "trainjob-annotation-index"],
+)
+def test_the_result_is_read_from_rank_0s_pod_only(kind, pods: list, expected: Optional[str]):
+    from seas_operator.children import termination_message
+
+    chosen = result_pod(pods, kind.is_leader)
+    assert (termination_message(chosen, kind.container) if chosen is not None else None) == expected

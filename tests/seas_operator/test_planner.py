@@ -147,3 +147,58 @@ def test_stage_key_label_round_trips(key, label):
 def test_bad_stage_labels_are_refused(label):
     with pytest.raises(ValueError):
         StageKey.from_label(label)
+
+
+# --- mode evaluate (issue 12) ------------------------------------------------------------
+
+
+def evaluate_spec(attack: bool = False, **extra):
+    from seas_operator.api import SafetyEvolutionSpec
+
+    return SafetyEvolutionSpec.model_validate({"mode": "evaluate", "target": {"model": BASE_TARGET}, "redTeam": {"model": BASE_RED},
+                                               "evaluateOnly": {"attack": attack}, **extra})
+
+
+@pytest.mark.parametrize(
+    "attack, extra, done_keys, running, expected",
+    [
+        # a re-check is the evaluation of the given target, nothing before it
+        (False, {}, [], [], [K(0, "evaluate")]),
+        (False, {}, [K(0, "evaluate")], [], []),
+        # with an attack: both read the untouched target, so both start at once
+        (True, {}, [], [], [K(0, "evaluate"), K(0, "attack")]),
+        (True, {}, [K(0, "evaluate")], [], [K(0, "attack")]),
+        (True, {}, [], [K(0, "evaluate")], [K(0, "attack")]),
+        (True, {}, [K(0, "evaluate"), K(0, "attack")], [], []),
+        # training-only settings are ignored: no initialization, pairs or training, whatever rounds says
+        (False, {"rounds": 5, "initialization": {"enabled": True}, "training": {"trainRedTeam": True}}, [], [], [K(0, "evaluate")]),
+        (False, {"rounds": 5, "initialization": {"enabled": True}}, [K(0, "evaluate")], [], []),
+    ],
+)
+def test_next_stages_in_mode_evaluate(attack, extra, done_keys, running, expected):
+    spec = evaluate_spec(attack, **extra)
+    done = {key: result_for(key) for key in done_keys}
+    assert next_stages(spec, done, set(running)) == expected
+    assert is_complete(spec, done) == (not expected and not running)
+
+
+@pytest.mark.parametrize("attack, graph", [
+    (False, [(K(0, "evaluate"), ())]),
+    (True, [(K(0, "evaluate"), ()), (K(0, "attack"), ())]),
+])
+def test_mode_evaluate_is_one_round_0_per_cycle(attack, graph):
+    spec = evaluate_spec(attack, rounds=3)
+    assert stage_graph(spec) == graph
+    assert current_stage(spec, {}) == K(0, "evaluate")
+    assert target_model(spec, {}, 0).model == BASE_TARGET
+
+
+@pytest.mark.parametrize("spec, text", [
+    (lambda: make_spec(rounds=3), "3 rounds"),
+    (lambda: evaluate_spec(), "evaluate only"),
+    (lambda: evaluate_spec(attack=True), "evaluate only, with an attack"),
+])
+def test_describe_says_what_a_cycle_runs(spec, text):
+    from seas_operator.planner import describe
+
+    assert describe(spec()) == text

@@ -415,6 +415,22 @@ def test_a_child_past_its_deadline_is_failed_and_ended_by_the_operator():
     assert delete == [("TrainJob", "t")]
 
 
+@pytest.mark.parametrize("child, deadline_passed", [
+    ({"spec": {"suspend": True}, "status": {}}, False),  # still queued (Kueue): the clock has not started
+    ({"spec": {"runPolicy": {"suspend": True}}, "status": {}}, False),  # a queued PyTorchJob
+    ({"spec": {"suspend": False}, "status": {"startTime": "2026-11-25T11:30:00Z"}}, False),  # admitted late: 30 min run
+    ({"spec": {"suspend": False}, "status": {"startTime": "2026-11-25T10:00:00Z"}}, True),
+    ({"spec": {}, "status": {"startTime": "not a time"}}, True),  # unreadable: counted from the operator's own start
+])
+def test_a_queued_child_starts_its_deadline_when_it_is_admitted(child, deadline_passed):
+    spec = make_spec(retries=2, activeDeadlineSeconds=3600)
+    stages = {"r0/evaluate": entry("running", child="j", kind="Job", attempts=1, startedAt="2026-11-25T10:00:00Z")}
+    job = {"metadata": {"name": "j"}, "kind": "Job", **child}
+    out, _, _, delete = fold_children(stages, Observed(children={"j": job}), spec, ctx())
+    assert (delete == [("Job", "j")]) is deadline_passed
+    assert str(out["r0/evaluate"].state) == ("waiting" if deadline_passed else "running")
+
+
 @pytest.mark.parametrize("edited, states, done_through_key, applied", [
     (True, {}, K(0, "evaluate"), True),  # round 0 done, round 1's attack next: a boundary
     (True, {"r1/attack": "running"}, K(0, "evaluate"), False),  # a stage is running

@@ -97,7 +97,7 @@ def test_write_report_writes_json_markdown_and_png(tmp_path):
     assert png.startswith(PNG_MAGIC)
     assert len(png) > 1000
     # written atomically: no temp files left behind
-    assert sorted(p.name for p in out.iterdir()) == ["asr.png", "report.json", "report.md"]
+    assert sorted(p.name for p in out.iterdir()) == ["asr.png", "report.html", "report.json", "report.md"]
 
 
 def test_write_report_overwrites_a_previous_report(tmp_path):

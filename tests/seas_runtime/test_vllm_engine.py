@@ -30,6 +30,7 @@ is the answer's next character, with the probabilities below.
 from __future__ import annotations
 
 import gc
+import json
 import importlib.machinery
 import math
 import random
@@ -525,3 +526,57 @@ def test_vllm_is_imported_lazily(monkeypatch):
 )
 def test_choose_engine(requested, gpu, installed, expected):
     assert choose_engine(requested, gpu, installed) == expected
+
+
+# --- tensor parallel: the stage pod's GPUs ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "requested, gpus, heads, kv_heads, expected",
+    [
+        (1, 0, 32, 8, 1),  # a local run: no SEAS_GPUS_PER_POD
+        (1, 1, 32, 8, 1),
+        (1, 8, 32, 8, 8),  # Llama-3-8B on 8 GPUs: 32 heads, 8 KV heads
+        (1, 4, 32, 8, 4),
+        (1, 8, None, None, 8),  # heads unknown (a hub id vLLM downloads): all the GPUs
+        (1, 8, 9, 3, 3),  # SmolLM2-135M: 9 heads, 3 KV heads -> the most GPUs that split them
+        (1, 8, 12, 4, 4),
+        (1, 6, 32, 8, 4),  # 6 does not divide 32
+        (1, 8, 64, 2, 8),  # fewer KV heads than GPUs: replicated, 8 is a multiple of 2
+        (2, 8, 32, 8, 2),  # asked for explicitly: kept
+        (4, 0, 32, 8, 4),
+    ],
+)
+def test_tensor_parallel_size_is_the_pods_gpus_the_model_can_split_over(requested, gpus, heads, kv_heads, expected):
+    from seas_runtime.engines.vllm_engine import choose_tensor_parallel_size
+
+    assert choose_tensor_parallel_size(requested, gpus, heads, kv_heads) == expected
+
+
+def test_engine_splits_the_model_over_the_gpus_the_operator_gave_the_pod(fake_vllm, monkeypatch, tmp_path):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"num_attention_heads": 32, "num_key_value_heads": 8}))
+    monkeypatch.setenv("SEAS_GPUS_PER_POD", "8")
+    from seas_runtime.engines.vllm_engine import VllmEngine
+
+    engine = VllmEngine(str(model))
+    assert FakeLLM.instances[-1].kwargs["tensor_parallel_size"] == engine.tensor_parallel_size == 8
+    VllmEngine(str(model), tensor_parallel_size=2)  # ModelRef.tensorParallelSize set: kept
+    assert FakeLLM.instances[-1].kwargs["tensor_parallel_size"] == 2
+    monkeypatch.setenv("SEAS_GPUS_PER_POD", "6")
+    VllmEngine(str(model))
+    assert FakeLLM.instances[-1].kwargs["tensor_parallel_size"] == 4  # 32 heads do not split 6 ways
+    monkeypatch.setenv("SEAS_GPUS_PER_POD", "not-a-number")
+    VllmEngine(str(model))
+    assert FakeLLM.instances[-1].kwargs["tensor_parallel_size"] == 1
+    monkeypatch.delenv("SEAS_GPUS_PER_POD")
+    VllmEngine(str(model))
+    assert FakeLLM.instances[-1].kwargs["tensor_parallel_size"] == 1
+
+
+def test_open_engine_uses_the_pods_gpus_for_a_default_model_ref(fake_vllm, monkeypatch):
+    monkeypatch.setenv("SEAS_GPUS_PER_POD", "2")
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    open_engine(ModelRef(model="/models/target", engine="vllm"))  # no config.json to read: all the GPUs
+    assert FakeLLM.instances[-1].kwargs["tensor_parallel_size"] == 2
