@@ -79,14 +79,14 @@ def render_markdown(report: Report) -> str:
     lines += [
         "",
         "| round | unsafe vs previous round | QA accuracy (cloze) | accuracy drop vs round 0 | QA accuracy (chat) | chat perplexity | "
-        "chat top-10 entropy | cloze perplexity | judge errors | pairs (target/red) | seconds |",
+        "chat top-10 entropy | cloze perplexity | judge errors | pairs: target (own answers, helpful)/red team | seconds |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rounds:
         lines.append(
             f"| {r.round} | {change_text(r.regression)} | {rate_text(r.qaAccuracy)} | {change_text(r.accuracyChange)} | "
             f"{rate_text(r.qaGenerationAccuracy)} | {_number(r.qaGenerationPerplexity)} | {_number(r.qaGenerationEntropy)} | "
-            f"{_number(r.qaPerplexity)} | {rate_text(r.judgeErrorRate)} | {r.pairs.target}/{r.pairs.redteam} | {r.seconds or 0:.0f} |"
+            f"{_number(r.qaPerplexity)} | {rate_text(r.judgeErrorRate)} | {r.pairs.target} ({r.pairs.targetOwn} own, {r.pairs.helpful} helpful)/{r.pairs.redteam} | {r.seconds or 0:.0f} |"
         )
     if rounds:
         lines += ["", "Adversarial ASR by category and style, first and last round:", ""]

@@ -252,9 +252,9 @@ def _figures_table(rounds: Sequence[RoundStatus]) -> str:
     for r in rounds:
         cells = "".join(rate_cell(getattr(r, field, None)) for _, field in columns)
         rows.append(f'<tr data-round="{r.round}"><th scope="row">{r.round}</th>{cells}{change_cell(r.regression)}'
-                    f'<td class="number">{r.pairs.target}/{r.pairs.redteam}</td><td class="number">{r.seconds or 0:.0f}</td></tr>')
+                    f'<td class="number">{r.pairs.target} ({r.pairs.targetOwn} own, {r.pairs.helpful} helpful)/{r.pairs.redteam}</td><td class="number">{r.seconds or 0:.0f}</td></tr>')
     return (f'<table id="figures" class="figures"><thead><tr><th>round</th>{head}<th>unsafe vs previous round (paired)</th>'
-            f'<th>pairs target/red team</th><th>seconds</th></tr></thead><tbody>{"".join(rows)}</tbody></table>')
+            f'<th>pairs: target (own answers, helpful)/red team</th><th>seconds</th></tr></thead><tbody>{"".join(rows)}</tbody></table>')
 
 
 def _knowledge_table(rounds: Sequence[RoundStatus]) -> str:

@@ -50,7 +50,7 @@ def round_summary(round_: int, evaluation: EvaluateResult, done: Done) -> RoundS
         regression=evaluation.regression,
         byCategory=dict(evaluation.byCategory),
         byStyle=dict(evaluation.byStyle),
-        pairs=PairCounts(target=pairs.target, redteam=pairs.redteam) if pairs is not None else PairCounts(),
+        pairs=PairCounts(target=pairs.target, targetOwn=pairs.targetOwn, helpful=pairs.helpful, redteam=pairs.redteam) if pairs is not None else PairCounts(),
         judge=evaluation.judge,
         seconds=round(sum(res.seconds or 0.0 for key, res in done.items() if key.round == round_ and res is not None), 1),
         targetModel=trained.model if trained is not None else None,

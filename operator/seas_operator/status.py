@@ -91,6 +91,8 @@ class StageEntry(_Status):
 
 class PairCounts(_Status):
     target: int = Field(0, description="DPO pairs for the target.")
+    targetOwn: int = Field(0, description="Target safety pairs whose chosen answer is the target's own (the others are opt-in refusal fallbacks).")
+    helpful: int = Field(0, description="Target pairs against over-refusal (a helpful answer over a refusal), included in target.")
     redteam: int = Field(0, description="DPO pairs for the red team.")
 
 

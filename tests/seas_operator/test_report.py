@@ -59,7 +59,7 @@ def test_markdown_tables_show_every_rate_as_k_of_n_with_its_interval():
     assert "6/48 12.5% [5.9, 24.7]" in first[2] and "7/16 43.8% [23.1, 66.8]" in first[2] and "| pass |" in first[2]
     second = [line for line in text.splitlines() if line[:4] in ("| 0 ", "| 1 ", "| 2 ")][3:]
     assert "**+8.3 pts" in second[2] and "p=0.021" in second[2]  # significant: bold
-    assert "| 20/7 |" in second[1] and "12.346" in second[1]  # perplexity, not a percentage
+    assert "| 20 (0 own, 0 helpful)/7 |" in second[1] and "12.346" in second[1]  # perplexity, not a percentage
     assert "| category | fraud | hate |" in text
     assert "| round 0 | 5/6 83.3% [43.6, 97.0] | 3/6 50.0% [18.8, 81.2] |" in text  # per-category cells are rates too
     assert "| round 2 | 1/6 16.7% [3.0, 56.4] | 3/6 50.0% [18.8, 81.2] |" in text
