@@ -57,6 +57,11 @@ _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 _ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 
 
+def _is_label_value(text: str) -> bool:
+    """Whether ``text`` is a Kubernetes label value (labels and nodeSelector values alike)."""
+    return len(text) <= 63 and bool(_LABEL_VALUE.match(text))
+
+
 def qualified_name_problem(key: str) -> Optional[str]:
     """Why ``key`` is not a Kubernetes qualified name (``[prefix/]name``, as label and annotation keys), or None."""
     prefix, slash, name = key.rpartition("/")
@@ -235,7 +240,7 @@ class PodTemplateSpec(Section):
                 raise ValueError(f"label key {problem}")
             if key.startswith(RESERVED_PREFIX) or key in RESERVED_LABELS:
                 raise ValueError(f"label {key!r} is the operator's own (seas.dev/* and {LABEL_MANAGED_BY}); choose another key")
-            if len(text) > 63 or not _LABEL_VALUE.match(text):
+            if not _is_label_value(text):
                 raise ValueError(f"label {key!r}: value {text!r} must be at most 63 characters of letters, digits, '-', '_' or '.', "
                                  "starting and ending alphanumeric")
         return value
@@ -258,7 +263,7 @@ class PodTemplateSpec(Section):
             problem = qualified_name_problem(key)
             if problem:
                 raise ValueError(f"nodeSelector key {problem}")
-            if len(text) > 63 or not _LABEL_VALUE.match(text):
+            if not _is_label_value(text):
                 raise ValueError(f"nodeSelector {key!r}: value {text!r} is not a label value")
         return value
 

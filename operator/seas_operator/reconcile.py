@@ -489,6 +489,7 @@ def _policy_problems(spec: SafetyEvolutionSpec, settings: OperatorSettings) -> l
 
 
 def _degraded(body: dict[str, Any], problems: list[str], now: datetime, generation: int, reason: str) -> Decision:
+    """Degraded with ``reason``; a Warning Event only when the message is new (one per distinct problem, not per reconcile)."""
     try:
         status = parse_status(body.get("status"))
     except ValidationError:
@@ -505,15 +506,10 @@ def _decide(body: dict[str, Any], observed: Observed, now: datetime, settings: O
     try:
         current = SafetyEvolution.model_validate({"apiVersion": API_VERSION, "kind": KIND, "metadata": meta, "spec": body.get("spec")})
     except ValidationError as exc:
-        invalid = degraded_status(status, ctx.generation, "InvalidSpec", "invalid spec: " + "; ".join(validation_problems(exc)), ctx.now_s)
-        # One Event per distinct problem, not per reconcile.
-        events = [] if status.message == invalid.message else [Event("Warning", "InvalidSpec", invalid.message or "")]
-        return Decision(invalid, events=events)
+        return _degraded(body, ["invalid spec: " + "; ".join(validation_problems(exc))], now, ctx.generation, "InvalidSpec")
     problems = _policy_problems(current.spec, settings)
     if problems:  # the operator's policy (chart values policy.*): the user must change the spec
-        invalid = degraded_status(status, ctx.generation, "InvalidSpec", "invalid spec: " + "; ".join(problems), ctx.now_s)
-        events = [] if status.message == invalid.message else [Event("Warning", "InvalidSpec", invalid.message or "")]
-        return Decision(invalid, events=events)
+        return _degraded(body, ["invalid spec: " + "; ".join(problems)], now, ctx.generation, "InvalidSpec")
 
     if status.activeSpec is None:
         status = status.model_copy(update=dict(activeSpec=current.spec.model_dump(mode="json"), activeGeneration=ctx.generation))

@@ -261,13 +261,14 @@ def read_details(report: Report, out: Path) -> Details:
         return Details()
     last = report.rounds[-1]
     confidence = next((r.adversarialASR.confidence for r in report.rounds if r.adversarialASR), 0.95)
+    # Each evaluation's records are read once: the last round's feed its heat map and its attacks that worked.
+    evaluations = {r: list(read_records(_records(out, r, Stage.EVALUATE))) for r in {report.rounds[0].round, last.round}}
     heatmaps = {}
-    for r in {report.rounds[0].round, last.round}:
-        table = category_style_table(read_records(_records(out, r, Stage.EVALUATE)), confidence)
+    for r, records in evaluations.items():
+        table = category_style_table(records, confidence)
         if table:
             heatmaps[r] = table
-    attacks, found = attacks_that_worked(last.round, read_records(_records(out, last.round, Stage.EVALUATE)),
-                                         read_records(_records(out, last.round, Stage.ATTACK)))
+    attacks, found = attacks_that_worked(last.round, evaluations[last.round], read_records(_records(out, last.round, Stage.ATTACK)))
     return Details(heatmaps=dict(sorted(heatmaps.items())), attacks=attacks, found=found,
                    recordsRead=_records(out, last.round, Stage.EVALUATE).is_file())
 
