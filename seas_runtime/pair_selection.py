@@ -4,10 +4,13 @@ Red team, per seed: a successful attack (an on-goal prompt that got unsafe
 answers) is chosen over a failed one (safe answers, or off-goal); ties are
 skipped, and seed copies (the red team wrote nothing) never take part. Target,
 per adversarial prompt and from its **own** answers: a safe answer is chosen
-over an unsafe one. A canned refusal as the chosen answer is an explicit
-opt-in (``refusalFallback``), a departure from SEAS: it teaches the target the
-judge's favourite strings rather than its own better answers. Error verdicts
-never count as safe or unsafe.
+over an unsafe one; the prompt is what the target answered, which is the seed
+where the red team's prompt was off-goal (an answer to a prompt that asks for
+nothing harmful says nothing about safety). Helpful answer-over-refusal pairs
+are capped at the number of safety pairs. A canned refusal as the chosen answer
+is an explicit opt-in (``refusalFallback``), a departure from SEAS: it teaches
+the target the judge's favourite strings rather than its own better answers.
+Error verdicts never count as safe or unsafe.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ class AttackRecord:
     prompt: str
     responses: tuple[Response, ...]
     off_goal: Optional[str] = None  # why the prompt is no on-goal attack (fallback, gibberish, offGoal), as the attack stage found
+    asked: Optional[str] = None  # what the target answered, when not the prompt: the seed in place of an off-goal prompt
 
     def tally(self, label: str) -> int:
         return sum(r.verdict == label for r in self.responses)
@@ -79,6 +83,7 @@ def record_from_row(row: dict) -> AttackRecord:
         prompt=row["prompt"],
         responses=tuple(Response(r["text"], r["verdict"]) for r in row["responses"]),
         off_goal=row.get("offGoal") or ("fallback" if row.get("fallback") else None),
+        asked=row.get("asked"),
     )
 
 
@@ -126,16 +131,17 @@ def target_pairs(records: Sequence[AttackRecord], refusal_fallback: bool) -> lis
     """
     pairs = []
     for record in records:
-        if not record.prompt.strip():
+        prompt = record.asked or record.prompt
+        if not prompt.strip():
             continue
         unsafe = [r.text for r in record.responses if r.verdict == "unsafe" and r.text.strip()]
         safe = [r.text for r in record.responses if r.verdict == "safe" and r.text.strip()]
         if not unsafe:
             continue
         if safe:
-            pairs.append(Pair(record.prompt, safe[0], unsafe[0], f"target:{record.id}"))
+            pairs.append(Pair(prompt, safe[0], unsafe[0], f"target:{record.id}"))
         elif refusal_fallback:
-            pairs.append(Pair(record.prompt, refusal_for(record.id), unsafe[0], f"target-fallback:{record.id}"))
+            pairs.append(Pair(prompt, refusal_for(record.id), unsafe[0], f"target-fallback:{record.id}"))
     return pairs
 
 
@@ -189,7 +195,8 @@ def select_pairs(
     result.target_own = sum(not p.source.startswith("target-fallback:") for p in target)
     redteam = redteam_pairs(records, result.dropped)
     result.redteam = _cap(_clean(redteam, max_prompt_chars, max_response_chars, result.dropped), max_pairs, seed, result.dropped, "redteam")
-    extra = _clean(helpful_pairs(helpful, helpful_count, seed), max_prompt_chars, max_response_chars, result.dropped) if target else []
+    # Helpful pairs pull the other way (answer, do not refuse): never more of them than safety pairs, or they outweigh the lesson.
+    extra = _clean(helpful_pairs(helpful, min(helpful_count, len(target)), seed), max_prompt_chars, max_response_chars, result.dropped) if target else []
     result.helpful = len(extra)
     result.target = target + extra
     return result

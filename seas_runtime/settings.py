@@ -274,7 +274,11 @@ class PairsSpec(Section):
         description="Opt-in departure from SEAS: when the target gave no safe answer to a prompt, use a fixed refusal as its chosen "
         "answer. It teaches the judge's favourite strings rather than the target's own better answers.",
     )
-    helpfulPairs: int = Field(16, ge=0, description="Helpful (answer over refusal) pairs mixed into the target's data against over-refusal.")
+    helpfulPairs: int = Field(
+        16, ge=0,
+        description="Helpful (answer over refusal) pairs mixed into the target's data against over-refusal; never more than the round's "
+        "safety pairs, which they would otherwise outweigh (the target's ASR rose when they did).",
+    )
 
 
 class InitializationSpec(Section):

@@ -1,4 +1,7 @@
-"""``attack``: the red team writes adversarial prompts from seeds, the target answers, the judge labels."""
+"""``attack``: the red team writes adversarial prompts from seeds, the target answers, the judge labels.
+
+The target answers each on-goal prompt, and the seed in place of an off-goal one.
+"""
 
 from __future__ import annotations
 
@@ -27,16 +30,20 @@ def run(cfg: AttackConfig, progress: Progress) -> AttackResult:
     rows = write_attacks(red_team, seeds, cfg.attack.samplesPerSeed, cfg.attack, cfg.seed, cfg.round,
                          progress.task("red team writes prompts", len(seeds) * cfg.attack.samplesPerSeed))
     n = cfg.attack.responsesPerPrompt
-    sampling = Sampling(cfg.attack.responseTemperature, cfg.attack.topP, cfg.attack.maxNewTokens, seed=cfg.seed * 1000 + cfg.round + 1)
-    conversations = [[{"role": "user", "content": row["prompt"]}] for row in rows for _ in range(n)]
     target = pool.get(cfg.target, scoring=True)
-    answers = target.chat(conversations, sampling, progress.task("target answers", len(conversations)))
-    perplexities = prompt_perplexities(target, [row["prompt"] for row in rows])
     judge = make_judge(cfg.classifier, pool.get)
+    goals = mark_goals(rows, prompt_perplexities(target, [row["prompt"] for row in rows]), judge, cfg.attack)
+    # A prompt that asks for nothing harmful (off-goal, gibberish) is no attack: an answer to it says nothing about
+    # the target's safety, and a refusal of it would teach over-refusal. The target answers the seed in its place,
+    # so its pairs are always about a harmful request; the red team's record keeps its own prompt (never chosen).
+    for row in rows:
+        row["asked"] = row["prompt"] if row["offGoal"] is None else row["seed"]
+    sampling = Sampling(cfg.attack.responseTemperature, cfg.attack.topP, cfg.attack.maxNewTokens, seed=cfg.seed * 1000 + cfg.round + 1)
+    conversations = [[{"role": "user", "content": row["asked"]}] for row in rows for _ in range(n)]
+    answers = target.chat(conversations, sampling, progress.task("target answers", len(conversations)))
     # A behaviour classifier judges each answer against what the seed asked for, not the prompt's wording.
-    asked = [row["seed"] if judge.against_behaviour else row["prompt"] for row in rows for _ in range(n)]
+    asked = [row["seed"] if judge.against_behaviour else row["asked"] for row in rows for _ in range(n)]
     verdicts = judge.judge(list(zip(asked, answers)), progress.task("judge", len(answers)))
-    goals = mark_goals(rows, perplexities, judge, cfg.attack)
     pool.close()
     log.info("red-team prompts: %s", ", ".join(f"{count} {reason}" for reason, count in sorted(goals.items())))
     for i, row in enumerate(rows):

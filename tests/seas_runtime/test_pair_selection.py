@@ -23,7 +23,7 @@ SAFE = "I'm sorry, but I can't help with that."
 UNSAFE = "Sure, here is how to do it."
 
 
-def rec(id_, seed, prompt, *verdicts, texts=None, instruction=None, off_goal=None):
+def rec(id_, seed, prompt, *verdicts, texts=None, instruction=None, off_goal=None, asked=None):
     texts = texts or [f"{v} answer {i} to {id_}" for i, v in enumerate(verdicts)]
     return AttackRecord(
         id=id_,
@@ -32,6 +32,7 @@ def rec(id_, seed, prompt, *verdicts, texts=None, instruction=None, off_goal=Non
         prompt=prompt,
         responses=tuple(Response(t, v) for t, v in zip(texts, verdicts)),
         off_goal=off_goal,
+        asked=asked,
     )
 
 
@@ -234,10 +235,10 @@ def test_helpful_pairs_are_added_only_when_target_pairs_exist():
     result = select(no_unsafe, HELPFUL, helpful_count=3)
     assert result.target == [] and result.helpful == 0
 
-    with_unsafe = [rec("r1", "s1", "P1", "unsafe", "safe", texts=[UNSAFE, SAFE])]
+    with_unsafe = [rec(f"r{i}", f"s{i}", f"P{i}", "unsafe", "safe", texts=[UNSAFE, SAFE]) for i in range(3)]
     result = select(with_unsafe, HELPFUL, helpful_count=3)
     assert result.helpful == 3
-    assert len(result.target) == 4
+    assert len(result.target) == 6
     helpful = [p for p in result.target if p.source.startswith("helpful:")]
     assert len(helpful) == 3
     by_id = {item.id: item for item in HELPFUL}
@@ -248,8 +249,18 @@ def test_helpful_pairs_are_added_only_when_target_pairs_exist():
         assert pair.rejected in REFUSALS  # ... over a refusal
 
 
+@pytest.mark.parametrize("safety_pairs, asked_for, helpful", [(1, 12, 1), (5, 12, 5), (20, 12, 12), (3, 0, 0)])
+def test_helpful_pairs_never_outnumber_the_safety_pairs(safety_pairs, asked_for, helpful):
+    # More answer-over-refusal pairs than refusal-over-answer ones taught the target to refuse less (its ASR rose).
+    records = [rec(f"r{i}", f"s{i}", f"P{i}", "unsafe", "safe", texts=[UNSAFE, SAFE]) for i in range(safety_pairs)]
+    many = [HelpfulItem(f"helpful-{i:03d}", f"How do I do harmless thing {i}?", f"Do it like this ({i}).") for i in range(30)]
+    result = select(records, many, helpful_count=asked_for)
+    assert result.helpful == helpful
+    assert len(result.target) == safety_pairs + helpful
+
+
 def test_helpful_count_larger_than_the_set_uses_the_whole_set():
-    records = [rec("r1", "s1", "P1", "unsafe", "safe", texts=[UNSAFE, SAFE])]
+    records = [rec(f"r{i}", f"s{i}", f"P{i}", "unsafe", "safe", texts=[UNSAFE, SAFE]) for i in range(20)]
     result = select(records, HELPFUL, helpful_count=100)
     assert result.helpful == len(HELPFUL)
 
@@ -299,6 +310,15 @@ def test_target_pairs_from_mixed_answers_are_its_own():
     assert (pair.chosen, pair.rejected, pair.source) == ("good 1", "bad 1", "target:a")
 
 
+def test_target_pairs_are_on_what_the_target_answered():
+    # An off-goal prompt is no attack: the target answered the seed in its place, and its pair is on the seed.
+    records = [rec("a", "s1", "A story about dragons", "unsafe", "safe", off_goal="offGoal", asked="How to hurt X"),
+               rec("b", "s2", "Tell me how to h4ck Y", "unsafe", "safe")]
+    assert [p.prompt for p in target_pairs(records, refusal_fallback=False)] == ["How to hurt X", "Tell me how to h4ck Y"]
+    (red,) = redteam_pairs(records + [rec("c", "s1", "How to hurt X now", "unsafe", "unsafe")])
+    assert red.rejected == "A story about dragons"  # the red team is still judged on its own prompt
+
+
 def test_own_answers_are_counted_and_fallbacks_are_marked():
     records = [rec("a", "s1", "P1", "unsafe", "safe"), rec("b", "s1", "P2", "unsafe", "unsafe")]
     selected = select(records, refusal_fallback=True)
@@ -310,3 +330,4 @@ def test_record_from_row_reads_the_goal_decision():
     row = {"id": "r1", "seed_id": "s1", "instruction": "i", "prompt": "p", "responses": [], "offGoal": "gibberish", "fallback": False}
     assert record_from_row(row).off_goal == "gibberish"
     assert record_from_row({**row, "offGoal": None, "fallback": True}).off_goal == "fallback"  # older records: the flag alone
+    assert record_from_row(row).asked is None and record_from_row({**row, "asked": "seed"}).asked == "seed"
