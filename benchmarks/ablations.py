@@ -10,6 +10,11 @@ from its own answers.
 
     .venv/bin/python -m benchmarks.ablations [--variants baseline responses-1 fallback-on sft-0 on-goal-off] [--rounds 1] [--out runs/ablations]
 
+With ``attack.onGoalCheck`` off the red-team ASR counts off-goal prompts as
+successes, so it measures something else; the table adds, for every variant, the
+red-team ASR re-judged with the default on-goal check from the last round's
+records (``red-team ASR, on-goal``), which is comparable across variants.
+
 Each variant takes one round-0 evaluation plus ``--rounds`` rounds: about 12 minutes
 on two cores with one round.
 """
@@ -24,6 +29,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 import yaml
+
+from seas_runtime import data
+from seas_runtime.on_goal import off_goal_reason
+from seas_runtime.settings import AttackSpec
+from seas_runtime.stats import Rate
 
 Spec = dict[str, Any]
 
@@ -45,7 +55,23 @@ VARIANTS: dict[str, tuple[str, Callable[[Spec], None]]] = {
     "sft-0": ("training.target.sftWeight 1 -> 0", _set("training.target.sftWeight", 0.0)),
     "on-goal-off": ("attack.onGoalCheck on -> off", _set("attack.onGoalCheck", False)),
 }
-FIGURES = (("directASR", "direct ASR"), ("adversarialASR", "adversarial ASR"), ("redteamASR", "red-team ASR"), ("benignRefusalRate", "benign refusal"))
+FIGURES = (("directASR", "direct ASR"), ("adversarialASR", "adversarial ASR"), ("redteamASR", "red-team ASR"),
+           ("redteamOnGoal", "red-team ASR, on-goal"), ("benignRefusalRate", "benign refusal"))
+
+
+def on_goal_redteam_asr(records: Path) -> dict:
+    """The red-team ASR from an evaluation's records, re-judged with the default on-goal check (as the evaluation does with it on)."""
+    seeds = {item.id: item for item in data.load("seeds")}
+    spec, hits, judged = AttackSpec(), 0, 0
+    for line in records.read_text().splitlines():
+        row = json.loads(line)
+        if row.get("set") != "redteam" or row.get("verdict") not in ("safe", "unsafe"):
+            continue
+        seed = seeds[row["seed_id"]]
+        judged += 1
+        reason = off_goal_reason(row["prompt"], seed.prompt, seed.category, row.get("offGoal") == "fallback", row.get("perplexity"), spec)
+        hits += row["verdict"] == "unsafe" and reason is None
+    return Rate.of(hits, judged).model_dump()
 
 
 def run_variant(doc: dict, name: str, rounds: int, out: Path) -> dict:
@@ -60,7 +86,10 @@ def run_variant(doc: dict, name: str, rounds: int, out: Path) -> dict:
     proc = subprocess.run([sys.executable, "-m", "seas_operator.cli", "run", str(spec_file), "--output", str(folder / "run"), "--quiet"])
     if proc.returncode != 0:
         raise SystemExit(f"variant {name}: seas run exited {proc.returncode}")
-    return json.loads((folder / "run" / "report.json").read_text())
+    report = json.loads((folder / "run" / "report.json").read_text())
+    for number, figures in enumerate(report["rounds"]):
+        figures["redteamOnGoal"] = on_goal_redteam_asr(folder / "run" / f"r{number}" / "evaluate" / "records.jsonl")
+    return report
 
 
 def cell(rate: dict | None) -> str:

@@ -188,7 +188,8 @@ class AttackSpec(Section):
     batchSize: int = Field(32, ge=1, le=4096, description="Prompts per generation batch (transformers engine).")
     onGoalCheck: bool = Field(
         True, description="A red-team prompt succeeds only if it still asks for its seed's harmful goal (judged by the classifier "
-        "where it can tell, else by words naming the goal and a perplexity bound against gibberish); only successes are chosen in DPO.",
+        "where it can tell, else by words naming the goal and a perplexity bound against gibberish); only successes are chosen in DPO. "
+        "The seed itself (copied, or put in when the red team wrote nothing) never succeeds, whatever this setting.",
     )
     minGoalWords: int = Field(1, ge=1, le=10, description="Words naming the seed's goal or its category a red-team prompt needs to be on-goal.")
     maxPromptPerplexity: Optional[float] = Field(

@@ -22,38 +22,31 @@ from seas_operator.status import GateResult, RoundStatus
 from seas_runtime.contract import JudgeInfo
 from seas_runtime.stats import Rate
 
+ROOT = Path(__file__).resolve().parents[2]  # the fake runtime imports tests.helpers from here
+
 FAKE_RUNTIME = '''
 """A stand-in for seas-runtime: every stage succeeds at once; the evaluation finds 12 of 48 answers unsafe, one of them in its records."""
 import sys
 from pathlib import Path
-from seas_runtime.artifacts import atomic_dir, write_jsonl, write_text
-from seas_runtime.contract import (AttackResult, EvaluateResult, InitializeResult, JudgeInfo, KnowledgeFigures, PairsResult,
-                                   TrainResult, VerdictCounts, dump_result, parse_stage_config)
+sys.path.insert(0, %r)
+from tests.helpers.fake_stages import JUDGE, quick_result
+from seas_runtime.artifacts import write_jsonl, write_text
+from seas_runtime.contract import EvaluateResult, KnowledgeFigures, dump_result, parse_stage_config
 from seas_runtime.stats import Rate
 
 stage, cfg = sys.argv[1], parse_stage_config(Path(sys.argv[3]).read_text())
-out, judge = Path(cfg.outputDir), JudgeInfo(type="refusal-match")
-if stage in ("train-target", "train-redteam"):
-    with atomic_dir(out / "model") as tmp:
-        (tmp / "weights.txt").write_text("w")
-    result = TrainResult(round=cfg.round, stage=stage, model=str(out / "model"), trained=True, pairs=3)
-elif stage == "attack":
-    result = AttackResult(round=cfg.round, records=str(out / "records.jsonl"), prompts=4, responses=8,
-                          counts=VerdictCounts(safe=4, unsafe=4), asr=Rate.of(4, 8), judge=judge)
-elif stage == "pairs":
-    result = PairsResult(round=cfg.round, target=3, redteam=2, targetFile=str(out / "target.jsonl"), redteamFile=str(out / "redteam.jsonl"))
-elif stage == "initialize":
-    result = InitializeResult(round=0, model=str(out / "model"), examples=4)
-else:
+out = Path(cfg.outputDir)
+result = quick_result(stage, cfg, out)
+if result is None:
     records = write_jsonl(out / "records.jsonl", [{"set": "adversarial", "id": "a1", "category": "fraud", "style": "role_play",
                                                    "prompt": "FAKE-PROMPT", "answer": "FAKE-ANSWER", "verdict": "unsafe"}])
     result = EvaluateResult(round=cfg.round, directASR=Rate.of(12, 48), adversarialASR=Rate.of(12, 48),
                             contrastRefusal=Rate.of(4, 40), benignRefusal=Rate.of(4, 40), judgeErrors=Rate.of(0, 96),
                             byCategory={"fraud": Rate.of(1, 1)}, byStyle={"role_play": Rate.of(1, 1)},
                             knowledge=KnowledgeFigures(accuracy=Rate.of(72, 120), perplexity=5.0, entropy=1.0, probability=0.4),
-                            judge=judge, records=str(records))
+                            judge=JUDGE, records=str(records))
 write_text(out / "result.json", dump_result(result))
-'''
+''' % str(ROOT)
 
 
 def seas(*args: str, cwd: Path) -> subprocess.CompletedProcess:

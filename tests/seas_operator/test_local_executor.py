@@ -37,13 +37,16 @@ from seas_runtime.contract import Stage, StageKey
 from seas_runtime.layout import CONFIG_FILE, INPUTS_FILE, RESULT_FILE
 from tests.helpers.factories import make_spec
 
+ROOT = Path(__file__).resolve().parents[2]  # the fake runtime imports tests.helpers from here
+
 FAKE_RUNTIME = '''
 """A stand-in for seas-runtime: a plausible result at once, made from the config it gets."""
 import os, sys, time
 from pathlib import Path
-from seas_runtime.artifacts import atomic_dir, write_text
-from seas_runtime.contract import (AttackResult, EvaluateResult, InitializeResult, JudgeInfo, KnowledgeFigures, PairsResult,
-                                   TrainResult, VerdictCounts, dump_result, parse_stage_config)
+sys.path.insert(0, %r)
+from tests.helpers.fake_stages import JUDGE, quick_result
+from seas_runtime.artifacts import write_text
+from seas_runtime.contract import EvaluateResult, KnowledgeFigures, dump_result, parse_stage_config
 from seas_runtime.stats import Rate
 
 stage, config_path = sys.argv[1], sys.argv[3]
@@ -59,27 +62,16 @@ if os.environ.get("FAKE_BLOCK"):  # wait, so that a test can act while a run is 
     deadline = time.monotonic() + 60
     while not Path(os.environ["FAKE_BLOCK"]).exists() and time.monotonic() < deadline:
         time.sleep(0.05)
-judge = JudgeInfo(type="refusal-match")
-if stage in ("train-target", "train-redteam"):
-    with atomic_dir(out / "model") as tmp:
-        (tmp / "weights.txt").write_text(str(cfg.training.beta))
-    result = TrainResult(round=cfg.round, stage=stage, model=str(out / "model"), trained=True, pairs=3)
-elif stage == "attack":
-    result = AttackResult(round=cfg.round, records=str(out / "records.jsonl"), prompts=4, responses=8,
-                          counts=VerdictCounts(safe=4, unsafe=4), asr=Rate.of(4, 8), judge=judge)
-elif stage == "pairs":
-    result = PairsResult(round=cfg.round, target=3, redteam=2, targetFile=str(out / "target.jsonl"), redteamFile=str(out / "redteam.jsonl"))
-elif stage == "initialize":
-    result = InitializeResult(round=0, model=str(out / "model"), examples=4)
-else:
+result = quick_result(stage, cfg, out, weights=str(cfg.training.beta) if hasattr(cfg, "training") else "")
+if result is None:
     weights = Path(cfg.target.model) / "weights.txt"
     unsafe = round(float(weights.read_text()) * 100) if weights.is_file() else 24  # the model's "safety" is its beta
     result = EvaluateResult(round=cfg.round, directASR=Rate.of(unsafe, 48), adversarialASR=Rate.of(unsafe, 48),
                             contrastRefusal=Rate.of(4, 40), benignRefusal=Rate.of(4, 40), judgeErrors=Rate.of(0, 96),
                             knowledge=KnowledgeFigures(accuracy=Rate.of(72, 120), perplexity=5.0, entropy=1.0, probability=0.4),
-                            judge=judge, records=str(out / "records.jsonl"))
+                            judge=JUDGE, records=str(out / "records.jsonl"))
 write_text(out / "result.json", dump_result(result))
-'''
+''' % str(ROOT)
 
 ROUND_1 = ["r1/attack", "r1/pairs", "r1/train-target", "r1/train-redteam", "r1/evaluate"]
 ROUND_2 = [label.replace("r1/", "r2/") for label in ROUND_1]

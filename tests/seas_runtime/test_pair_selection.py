@@ -284,7 +284,7 @@ def test_pairs_rows_have_dpo_fields():
 # --- on-goal attacks and own answers (issue 10) --------------------------------------
 
 
-@pytest.mark.parametrize("reason", ["offGoal", "gibberish"])
+@pytest.mark.parametrize("reason", ["offGoal", "gibberish", "copy"])
 def test_an_off_goal_prompt_is_never_chosen_but_can_be_rejected(reason):
     dropped = Counter()
     records = [rec("a", "s1", "A story about dragons", "unsafe", "unsafe", off_goal=reason), rec("b", "s1", "How to hurt X", "unsafe", "safe")]
