@@ -80,7 +80,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if evolution is None:
         return EXIT_USAGE
     from .local_executor import OutputBusy, OutputLock, StageFailed, run_local, summarize
-    from .report import rate_text, write_report
+    from .report import rate_text
+    from .report_files import write_report
 
     out = Path(args.output or Path("runs") / evolution.metadata.name)
     lock = OutputLock(out)

@@ -15,7 +15,6 @@ from typing import Iterable, Iterator, Optional
 
 from pydantic import BaseModel, Field
 
-from seas_runtime.artifacts import write_text
 from seas_runtime.contract import JudgeInfo, Stage, StageKey
 from seas_runtime.layout import stage_dir
 from seas_runtime.stats import PairedChange, Rate
@@ -271,14 +270,3 @@ def read_details(report: Report, out: Path) -> Details:
     attacks, found = attacks_that_worked(last.round, evaluations[last.round], read_records(_records(out, last.round, Stage.ATTACK)))
     return Details(heatmaps=dict(sorted(heatmaps.items())), attacks=attacks, found=found,
                    recordsRead=_records(out, last.round, Stage.EVALUATE).is_file())
-
-
-def write_report(report: Report, out: Path) -> None:
-    """Write report.json, report.md, asr.png and report.html into ``out`` (the run folder, whose records report.html reads)."""
-    from .report_html import render_html  # here, not at the top: report_html imports this module's models
-
-    write_text(out / "report.json", report.model_dump_json(indent=2) + "\n")
-    write_text(out / "report.md", render_markdown(report))
-    if report.rounds:
-        plot(report, out / "asr.png")
-    write_text(out / "report.html", render_html(report, read_details(report, out)))

@@ -18,7 +18,8 @@ import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
-from seas_operator.report import Report, write_report
+from seas_operator.report import Report
+from seas_operator.report_files import write_report
 from seas_operator.status import GateResult, PairCounts, RoundStatus
 from seas_runtime.artifacts import write_jsonl
 from seas_runtime.contract import JudgeInfo, Stage, StageKey

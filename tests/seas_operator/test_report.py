@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from seas_operator.report import Report, render_markdown, write_report
+from seas_operator.report import Report, render_markdown
+from seas_operator.report_files import write_report
 from seas_operator.status import GateResult, PairCounts, RoundStatus
 from seas_runtime.contract import JudgeInfo
 from seas_runtime.stats import Rate
