@@ -56,7 +56,7 @@ VARIANTS: dict[str, tuple[str, Callable[[Spec], None]]] = {
     "on-goal-off": ("attack.onGoalCheck on -> off", _set("attack.onGoalCheck", False)),
 }
 FIGURES = (("directASR", "direct ASR"), ("adversarialASR", "adversarial ASR"), ("redteamASR", "red-team ASR"),
-           ("redteamOnGoal", "red-team ASR, on-goal"), ("benignRefusalRate", "benign refusal"))
+           ("redteamOnGoal", "red-team ASR, on-goal"), ("benignRefusalRate", "benign refusal"), ("contrastRefusalRate", "contrast refusal"))
 
 
 def on_goal_redteam_asr(records: Path) -> dict:
