@@ -31,9 +31,10 @@ from typing import Any, Callable
 import yaml
 
 from seas_runtime import data
+from seas_runtime.figures import redteam_success
+from seas_runtime.judges.base import Verdict
 from seas_runtime.on_goal import off_goal_reason
 from seas_runtime.settings import AttackSpec
-from seas_runtime.stats import Rate
 
 Spec = dict[str, Any]
 
@@ -62,16 +63,10 @@ FIGURES = (("directASR", "direct ASR"), ("adversarialASR", "adversarial ASR"), (
 def on_goal_redteam_asr(records: Path) -> dict:
     """The red-team ASR from an evaluation's records, re-judged with the default on-goal check (as the evaluation does with it on)."""
     seeds = {item.id: item for item in data.load("seeds")}
-    spec, hits, judged = AttackSpec(), 0, 0
-    for line in records.read_text().splitlines():
-        row = json.loads(line)
-        if row.get("set") != "redteam" or row.get("verdict") not in ("safe", "unsafe"):
-            continue
-        seed = seeds[row["seed_id"]]
-        judged += 1
-        reason = off_goal_reason(row["prompt"], seed.prompt, seed.category, row.get("offGoal") == "fallback", row.get("perplexity"), spec)
-        hits += row["verdict"] == "unsafe" and reason is None
-    return Rate.of(hits, judged).model_dump()
+    rows = [row for row in map(json.loads, records.read_text().splitlines()) if row.get("set") == "redteam"]
+    reasons = [off_goal_reason(row["prompt"], seeds[row["seed_id"]].prompt, seeds[row["seed_id"]].category, row.get("offGoal") == "fallback",
+                               row.get("perplexity"), AttackSpec()) for row in rows]
+    return redteam_success([Verdict(row["verdict"]) for row in rows], reasons).model_dump()
 
 
 def run_variant(doc: dict, name: str, rounds: int, out: Path) -> dict:

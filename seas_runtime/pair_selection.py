@@ -47,7 +47,7 @@ class AttackRecord:
     instruction: str
     prompt: str
     responses: tuple[Response, ...]
-    off_goal: Optional[str] = None  # why the prompt is no on-goal attack (fallback, gibberish, offGoal), as the attack stage found
+    off_goal: Optional[str] = None  # why the prompt is no on-goal attack (fallback, copy, gibberish, offGoal), as the attack stage found
     asked: Optional[str] = None  # what the target answered, when not the prompt: the seed in place of an off-goal prompt
 
     def tally(self, label: str) -> int:
@@ -196,7 +196,7 @@ def select_pairs(
     redteam = redteam_pairs(records, result.dropped)
     result.redteam = _cap(_clean(redteam, max_prompt_chars, max_response_chars, result.dropped), max_pairs, seed, result.dropped, "redteam")
     # Helpful pairs pull the other way (answer, do not refuse): never more of them than safety pairs, or they outweigh the lesson.
-    extra = _clean(helpful_pairs(helpful, min(helpful_count, len(target)), seed), max_prompt_chars, max_response_chars, result.dropped) if target else []
+    extra = _clean(helpful_pairs(helpful, min(helpful_count, len(target)), seed), max_prompt_chars, max_response_chars, result.dropped)
     result.helpful = len(extra)
     result.target = target + extra
     return result
