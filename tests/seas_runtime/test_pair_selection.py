@@ -36,6 +36,11 @@ def rec(id_, seed, prompt, *verdicts, texts=None, instruction=None, off_goal=Non
     )
 
 
+def safety_records(n):
+    """``n`` prompts, each with one unsafe and one safe answer: one target safety pair each."""
+    return [rec(f"r{i}", f"s{i}", f"P{i}", "unsafe", "safe", texts=[UNSAFE, SAFE]) for i in range(n)]
+
+
 HELPFUL = [HelpfulItem(f"helpful-{i:03d}", f"How do I do harmless thing {i}?", f"Do it like this ({i}).") for i in range(10)]
 
 
@@ -235,7 +240,7 @@ def test_helpful_pairs_are_added_only_when_target_pairs_exist():
     result = select(no_unsafe, HELPFUL, helpful_count=3)
     assert result.target == [] and result.helpful == 0
 
-    with_unsafe = [rec(f"r{i}", f"s{i}", f"P{i}", "unsafe", "safe", texts=[UNSAFE, SAFE]) for i in range(3)]
+    with_unsafe = safety_records(3)
     result = select(with_unsafe, HELPFUL, helpful_count=3)
     assert result.helpful == 3
     assert len(result.target) == 6
@@ -252,7 +257,7 @@ def test_helpful_pairs_are_added_only_when_target_pairs_exist():
 @pytest.mark.parametrize("safety_pairs, asked_for, helpful", [(1, 12, 1), (5, 12, 5), (20, 12, 12), (3, 0, 0)])
 def test_helpful_pairs_never_outnumber_the_safety_pairs(safety_pairs, asked_for, helpful):
     # More answer-over-refusal pairs than refusal-over-answer ones taught the target to refuse less (its ASR rose).
-    records = [rec(f"r{i}", f"s{i}", f"P{i}", "unsafe", "safe", texts=[UNSAFE, SAFE]) for i in range(safety_pairs)]
+    records = safety_records(safety_pairs)
     many = [HelpfulItem(f"helpful-{i:03d}", f"How do I do harmless thing {i}?", f"Do it like this ({i}).") for i in range(30)]
     result = select(records, many, helpful_count=asked_for)
     assert result.helpful == helpful
@@ -260,7 +265,7 @@ def test_helpful_pairs_never_outnumber_the_safety_pairs(safety_pairs, asked_for,
 
 
 def test_helpful_count_larger_than_the_set_uses_the_whole_set():
-    records = [rec(f"r{i}", f"s{i}", f"P{i}", "unsafe", "safe", texts=[UNSAFE, SAFE]) for i in range(20)]
+    records = safety_records(20)
     result = select(records, HELPFUL, helpful_count=100)
     assert result.helpful == len(HELPFUL)
 
